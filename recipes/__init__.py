@@ -1,0 +1,1 @@
+"""Training recipes shipped as package data (``<model>[_<dataset>].toml``)."""

@@ -1,0 +1,1 @@
+"""Exports and small shipped weights, each folder with a ``metadata.json``."""
