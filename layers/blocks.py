@@ -1,1 +1,437 @@
-__all__ = []
+"""Building blocks: Gaussian sampling, PixelCNN masked convolutions, causal
+(streamable) convolutions and residual units, in `keras.ops` only."""
+import keras
+import numpy as np
+from keras import ops
+
+from layers.normalization import InstanceNormalization, _bias_and_activation
+
+__all__ = [
+    "reparameterize",
+    "GaussianSampler",
+    "MaskedConv2D",
+    "GatedMaskedConv2D",
+    "CausalConv1D",
+    "ResidualBlock1D",
+    "ResidualBlock2D",
+]
+
+
+def reparameterize(mean, log_var, seed_generator=None):
+    """Draws `z = mean + exp(log_var / 2) * eps`, `eps ~ N(0, I)`.
+
+    Args:
+        mean: posterior mean.
+        log_var: posterior log-variance, same shape.
+        seed_generator: a `keras.random.SeedGenerator` (or an int seed).
+
+    Returns:
+        A sample of the shape of `mean`; gradients flow to `mean` and `log_var`.
+    """
+    mean = ops.convert_to_tensor(mean)
+    dtype = keras.backend.standardize_dtype(mean.dtype)
+    eps = keras.random.normal(ops.shape(mean), dtype=dtype, seed=seed_generator)
+    return mean + ops.exp(0.5 * ops.cast(log_var, dtype)) * eps
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class GaussianSampler(keras.layers.Layer):
+    """Reparametrised sample of a diagonal Gaussian, `z = mu + exp(log_var/2) eps`.
+
+    Returns `mean` at inference unless `sample_at_inference=True`.
+
+    Args:
+        sample_at_inference: also sample when `training` is false.
+        seed: seed of the layer's `keras.random.SeedGenerator`.
+
+    Call args:
+        inputs: `[mean, log_var]`, two tensors of the same shape.
+        training: whether to sample.
+
+    Returns:
+        A tensor of the shape of `mean`.
+
+    Example:
+
+    >>> z = GaussianSampler()([mean, log_var], training=True)
+    """
+
+    def __init__(self, sample_at_inference=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_at_inference = bool(sample_at_inference)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        mean, log_var = inputs
+        if training or self.sample_at_inference:
+            return reparameterize(mean, log_var, self.seed_generator)
+        return ops.convert_to_tensor(mean)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        return {**super().get_config(), "sample_at_inference": self.sample_at_inference,
+                "seed": self.seed}
+
+
+def pixelcnn_mask(kernel_size, mask_type):
+    """The PixelCNN spatial mask `[kh, kw, 1, 1]` (odd sizes): rows above the
+    centre and pixels left of it; the centre too for mask 'B'."""
+    kh, kw = kernel_size
+    mask = np.zeros((kh, kw, 1, 1), "float32")
+    mask[: kh // 2] = 1.0
+    mask[kh // 2, : kw // 2 + (mask_type == "B")] = 1.0
+    return mask
+
+
+def _check_mask_args(kernel_size, mask_type, kwargs):
+    if mask_type not in ("A", "B"):
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
+    if any(k % 2 == 0 for k in kernel_size):
+        raise ValueError(f"Masked convolutions need odd kernel sizes, got {kernel_size}.")
+    for key, allowed in (("padding", "same"), ("strides", (1, 1)), ("data_format", "channels_last")):
+        value = kwargs.pop(key, allowed)
+        if value not in (allowed, 1, [1, 1]):
+            raise ValueError(f"Masked convolutions need {key}={allowed!r}, got {value!r}.")
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class MaskedConv2D(keras.layers.Conv2D):
+    """PixelCNN masked convolution (van den Oord et al. 2016), channels last.
+
+    The kernel is multiplied by a spatial mask, so the output at `(i, j)` sees
+    only pixels above row `i` and pixels left of `j` on row `i` (mask 'A', for
+    the first layer), plus `(i, j)` itself (mask 'B', later layers). The mask is
+    spatial only: inputs are code maps or features, not RGB channel groups.
+    Padding is 'same', strides 1, odd kernel sizes.
+
+    Args:
+        filters: output channels.
+        kernel_size: odd int or pair.
+        mask_type: 'A' or 'B'.
+        **kwargs: other `keras.layers.Conv2D` arguments.
+
+    Returns:
+        A tensor `[batch, H, W, filters]`.
+
+    Example:
+
+    >>> y = MaskedConv2D(64, 7, mask_type="A")(keras.ops.ones((1, 8, 8, 16)))
+    """
+
+    def __init__(self, filters, kernel_size, mask_type="B", **kwargs):
+        kernel_size = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+        _check_mask_args(kernel_size, mask_type, kwargs)
+        super().__init__(filters, kernel_size, padding="same", **kwargs)
+        self.mask_type = mask_type
+        self.kernel_mask = pixelcnn_mask(self.kernel_size, mask_type)
+
+    def call(self, inputs):
+        kernel = self.kernel * ops.convert_to_tensor(self.kernel_mask, dtype=self.kernel.dtype)
+        return _bias_and_activation(self, self.convolution_op(inputs, kernel))
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("padding", "strides", "data_format"):
+            config.pop(key)
+        return {**config, "mask_type": self.mask_type}
+
+
+def _gate(x):
+    a, b = ops.split(x, 2, axis=-1)
+    return ops.tanh(a) * ops.sigmoid(b)
+
+
+def _shift(x, axis):
+    """Shifts x by one step along `axis` (1 = down, 2 = right), zero-filled."""
+    pad = [[0, 0]] * 4
+    pad[axis] = [1, 0]
+    x = ops.pad(x, pad)
+    return x[:, :-1] if axis == 1 else x[:, :, :-1]
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class GatedMaskedConv2D(keras.layers.Layer):
+    """Gated PixelCNN layer with vertical and horizontal stacks (van den Oord et
+    al. 2016, "Conditional image generation with PixelCNN decoders"); no blind spot.
+
+    The vertical stack sees the `kernel_size // 2` rows above and the current row;
+    it reaches the horizontal stack shifted down by one row. The horizontal stack
+    sees the current row left of `j` (mask 'A') or up to `j` (mask 'B', with a
+    residual connection). Gates are `tanh(a) * sigmoid(b)`. Use mask 'A' for the
+    first layer (called on one tensor) and 'B' after it.
+
+    Args:
+        filters: channels of both stacks.
+        kernel_size: odd int.
+        mask_type: 'A' or 'B' (a 'B' layer needs `filters` input channels).
+        **kwargs: base `Layer` arguments.
+
+    Call args:
+        inputs: a tensor `[B, H, W, C]` (used for both stacks) or `[v, h]`.
+
+    Returns:
+        `[v, h]`, two tensors `[B, H, W, filters]`; `h` is the causal output.
+
+    Example:
+
+    >>> v, h = GatedMaskedConv2D(32, 3, "A")(x)
+    >>> v, h = GatedMaskedConv2D(32, 3, "B")([v, h])
+    """
+
+    def __init__(self, filters, kernel_size=3, mask_type="B", **kwargs):
+        super().__init__(**kwargs)
+        if mask_type not in ("A", "B") or kernel_size % 2 == 0:
+            raise ValueError(f"Need mask_type 'A'/'B' and an odd kernel_size, got "
+                             f"{mask_type!r}, {kernel_size}.")
+        self.filters, self.kernel_size, self.mask_type = int(filters), int(kernel_size), mask_type
+        r, f, conv = self.kernel_size // 2, self.filters, keras.layers.Conv2D
+        self.v_conv = conv(2 * f, (r + 1, self.kernel_size), name="v_conv", dtype=self.dtype_policy)
+        self.h_conv = conv(2 * f, (1, r + 1), name="h_conv", dtype=self.dtype_policy)
+        self.v_to_h = conv(2 * f, 1, name="v_to_h", dtype=self.dtype_policy)
+        self.h_out = conv(f, 1, name="h_out", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[1] if isinstance(input_shape[0], (list, tuple)) else input_shape)
+        if self.mask_type == "B" and shape[-1] != self.filters:
+            raise ValueError(f"A mask 'B' layer needs {self.filters} input channels, got {shape}.")
+        self.v_conv.build(shape)
+        self.h_conv.build(shape)
+        self.v_to_h.build(shape[:-1] + (2 * self.filters,))
+        self.h_out.build(shape[:-1] + (self.filters,))
+
+    def call(self, inputs):
+        v, h = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
+        r = self.kernel_size // 2
+        v_feat = self.v_conv(ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
+        h_src = _shift(h, 2) if self.mask_type == "A" else h
+        h_feat = self.h_conv(ops.pad(h_src, [[0, 0], [0, 0], [r, 0], [0, 0]]))
+        h_feat = h_feat + self.v_to_h(_shift(v_feat, 1))
+        h_new = self.h_out(_gate(h_feat))
+        if self.mask_type == "B":
+            h_new = h_new + h
+        return [_gate(v_feat), h_new]
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape[1] if isinstance(input_shape[0], (list, tuple)) else input_shape)
+        out = shape[:-1] + (self.filters,)
+        return [out, out]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "mask_type": self.mask_type}
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class CausalConv1D(keras.layers.Conv1D):
+    """Causal 1-D convolution (channels last) with an explicit-state streaming API.
+
+    The input is padded on the left by `(kernel_size - 1) * dilation_rate`, so
+    output `n` depends only on inputs up to `n * strides`; the output length is
+    `ceil(T / strides)`. `stream` processes a signal block by block with the
+    state passed in and returned explicitly (no hidden variables, so it can be
+    exported as a signature): the state is the last `(kernel_size - 1) *
+    dilation_rate` input samples. Because every block starts on a multiple of
+    the stride, the concatenation of the streamed outputs equals the offline
+    output exactly whenever block lengths are multiples of `strides` (unlike
+    cached-padding implementations that lose the stride phase).
+
+    Args:
+        filters: output channels.
+        kernel_size: kernel width.
+        strides: stride (keras: not together with `dilation_rate > 1`).
+        dilation_rate: dilation.
+        **kwargs: other `keras.layers.Conv1D` arguments (padding and data format
+            are fixed).
+
+    Returns:
+        `[batch, ceil(T / strides), filters]`.
+
+    Example:
+
+    >>> conv = CausalConv1D(16, 3, dilation_rate=4)
+    >>> y = conv(x)                         # offline
+    >>> state = conv.initial_state(batch_size=1)
+    >>> y0, state = conv.stream(x[:, :256], state)
+    >>> y1, state = conv.stream(x[:, 256:], state)   # concat(y0, y1) == y
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, dilation_rate=1, **kwargs):
+        for key, allowed in (("padding", "valid"), ("data_format", "channels_last")):
+            if kwargs.pop(key, allowed) != allowed:
+                raise ValueError(f"CausalConv1D fixes {key}={allowed!r}.")
+        super().__init__(filters, kernel_size, strides=strides, padding="valid",
+                         dilation_rate=dilation_rate, **kwargs)
+        self.context = (self.kernel_size[0] - 1) * self.dilation_rate[0]
+
+    def call(self, inputs):
+        return super().call(ops.pad(inputs, [[0, 0], [self.context, 0], [0, 0]]))
+
+    def compute_output_shape(self, input_shape):
+        t, s = input_shape[1], self.strides[0]
+        return (input_shape[0], None if t is None else -(-t // s), self.filters)
+
+    def initial_state(self, batch_size):
+        """Zeros `[batch_size, (kernel_size - 1) * dilation_rate, in_channels]`."""
+        if not self.built:
+            raise ValueError("Build (or call) the layer before asking for its state.")
+        return ops.zeros((batch_size, self.context, self._kernel.shape[1] * self.groups),
+                         dtype=self.compute_dtype)
+
+    def stream(self, inputs, state):
+        """One block: `inputs [B, L, C]` (L a multiple of `strides`) and the state
+        -> `(outputs [B, L / strides, filters], new_state)`."""
+        length = inputs.shape[1]
+        if length is not None and length % self.strides[0]:
+            raise ValueError(f"Block length {length} is not a multiple of strides={self.strides[0]}.")
+        if not self.built:
+            self.build(inputs.shape)
+        x = ops.concatenate([ops.cast(state, inputs.dtype), inputs], axis=1)
+        new_state = x[:, -self.context:] if self.context else state
+        return super().call(x), new_state
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("padding")
+        config.pop("data_format")
+        return config
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class ResidualBlock1D(keras.layers.Layer):
+    """Dilated residual unit `x + Conv1x1(act(Conv_k,d(act(x))))` (MelGAN/RAVE
+    style), `act` = LeakyReLU, channels kept.
+
+    With `causal=True` the dilated conv is a `CausalConv1D` and the block streams:
+    `initial_state(batch_size)` and `stream(x_block, state) -> (y_block, state)`.
+
+    Args:
+        kernel_size: width of the dilated convolution.
+        dilation_rate: its dilation.
+        causal: causal (streamable) rather than centred ('same') padding.
+        negative_slope: LeakyReLU slope (0.2).
+        **kwargs: base `Layer` arguments.
+
+    Returns:
+        A tensor of the input's shape.
+
+    Example:
+
+    >>> y = ResidualBlock1D(3, dilation_rate=9, causal=True)(x)   # x [B, T, C]
+    """
+
+    def __init__(self, kernel_size=3, dilation_rate=1, causal=False, negative_slope=0.2,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+        self.dilation_rate = int(dilation_rate)
+        self.causal = bool(causal)
+        self.negative_slope = float(negative_slope)
+
+    def build(self, input_shape):
+        c, k, d = input_shape[-1], self.kernel_size, self.dilation_rate
+        if self.causal:
+            self.conv = CausalConv1D(c, k, dilation_rate=d, name="conv", dtype=self.dtype_policy)
+        else:
+            self.conv = keras.layers.Conv1D(c, k, dilation_rate=d, padding="same", name="conv",
+                                            dtype=self.dtype_policy)
+        self.proj = keras.layers.Conv1D(c, 1, name="proj", dtype=self.dtype_policy)
+        self.conv.build(input_shape)
+        self.proj.build(input_shape)
+
+    def _act(self, x):
+        return ops.leaky_relu(x, self.negative_slope)
+
+    def call(self, inputs):
+        return inputs + self.proj(self._act(self.conv(self._act(inputs))))
+
+    def initial_state(self, batch_size):
+        """Streaming state (causal blocks only): that of the dilated conv."""
+        if not self.causal:
+            raise ValueError("Only a causal ResidualBlock1D streams.")
+        return self.conv.initial_state(batch_size)
+
+    def stream(self, inputs, state):
+        """`(y_block, new_state)`; concatenated blocks equal the offline output."""
+        if not self.causal:
+            raise ValueError("Only a causal ResidualBlock1D streams.")
+        y, state = self.conv.stream(self._act(inputs), state)
+        return inputs + self.proj(self._act(y)), state
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size,
+                "dilation_rate": self.dilation_rate, "causal": self.causal,
+                "negative_slope": self.negative_slope}
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class ResidualBlock2D(keras.layers.Layer):
+    """2-D residual block `shortcut(x) + N(Conv(act(N(Conv(x)))))` (UNIT/CycleGAN
+    style ResNet block), 'same' padding, channels last.
+
+    `N` is instance normalisation when `instance_norm=True`, else identity;
+    `act` is LeakyReLU (`negative_slope=0` gives ReLU). The shortcut is the
+    identity, or a 1x1 conv when `filters` differs from the input channels.
+
+    Args:
+        filters: output channels (None: the input's).
+        kernel_size: kernel size of both convolutions.
+        negative_slope: LeakyReLU slope.
+        instance_norm: normalise after each convolution.
+        **kwargs: base `Layer` arguments.
+
+    Returns:
+        `[B, H, W, filters]`.
+
+    Example:
+
+    >>> y = ResidualBlock2D(instance_norm=True, negative_slope=0.0)(x)
+    """
+
+    def __init__(self, filters=None, kernel_size=3, negative_slope=0.2, instance_norm=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = None if filters is None else int(filters)
+        self.kernel_size = kernel_size
+        self.negative_slope = float(negative_slope)
+        self.instance_norm = bool(instance_norm)
+
+    def build(self, input_shape):
+        c_in = input_shape[-1]
+        f = self.filters or c_in
+        kw = dict(padding="same", dtype=self.dtype_policy)
+        self.conv1 = keras.layers.Conv2D(f, self.kernel_size, name="conv1", **kw)
+        self.conv2 = keras.layers.Conv2D(f, self.kernel_size, name="conv2", **kw)
+        self.conv1.build(input_shape)
+        out_shape = tuple(input_shape[:-1]) + (f,)
+        self.conv2.build(out_shape)
+        self.norms = []
+        if self.instance_norm:
+            self.norms = [InstanceNormalization(name=f"norm{i}", dtype=self.dtype_policy)
+                          for i in (1, 2)]
+            for norm in self.norms:
+                norm.build(out_shape)
+        self.shortcut = None
+        if f != c_in:
+            self.shortcut = keras.layers.Conv2D(f, 1, name="shortcut", dtype=self.dtype_policy)
+            self.shortcut.build(input_shape)
+
+    def call(self, inputs):
+        y = self.conv1(inputs)
+        y = self.norms[0](y) if self.norms else y
+        y = self.conv2(ops.leaky_relu(y, self.negative_slope))
+        y = self.norms[1](y) if self.norms else y
+        return (self.shortcut(inputs) if self.shortcut is not None else inputs) + y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.filters or input_shape[-1],)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "negative_slope": self.negative_slope,
+                "instance_norm": self.instance_norm}

@@ -1,1 +1,319 @@
-__all__ = []
+"""Pseudo-quadrature mirror filter (PQMF) bank: multiband analysis and synthesis.
+
+The prototype is a Kaiser-window lowpass designed for a stopband attenuation ``A``
+(Kaiser's formulas give the window's ``beta`` and the number of taps); its cutoff
+is the one that makes the prototype's autocorrelation vanish as nearly as possible
+at the nonzero multiples of ``2M`` lags (Lin & Vaidyanathan, "A Kaiser window
+approach for the design of prototype filters of cosine modulated filterbanks",
+IEEE SPL 1998), which is the near-perfect-reconstruction condition of a cosine
+modulated bank. Band ``k`` of ``M`` is the cosine-modulated prototype
+
+    h_k[n] = 2 h[n] cos((2k + 1) pi / (2M) (n - N/2) + (-1)^k pi / 4),
+    f_k[n] = 2 h[n] cos((2k + 1) pi / (2M) (n - N/2) - (-1)^k pi / 4) = h_k[N - n],
+
+``n = 0..N`` (``N + 1`` taps). Analysis filters and keeps every ``M``-th sample;
+synthesis upsamples, filters and sums. Both run as polyphase convolutions: the
+signal is cut into frames of ``M`` samples (the polyphase components) and one
+stride-1 convolution over frames with an ``[K, M, M]`` kernel evaluates all
+bands at the decimated rate, which is the strided convolution of the direct form
+without computing discarded outputs.
+
+Everything that runs on tensors is ``keras.ops``; the design (scipy) runs once,
+in numpy, when the layer is built.
+"""
+import functools
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["PQMF", "pqmf_prototype", "pqmf_filters"]
+
+
+def _check_num_bands(num_bands):
+    if (isinstance(num_bands, bool) or not isinstance(num_bands, (int, np.integer))
+            or num_bands < 2 or (num_bands & (num_bands - 1)) != 0):
+        raise ValueError(
+            f"PQMF num_bands must be a power of two >= 2 (2, 4, 8, 16, ...); got {num_bands!r}."
+        )
+    return int(num_bands)
+
+
+def _kaiser_lowpass(cutoff, attenuation, num_taps):
+    """Kaiser-window lowpass with cutoff ``cutoff`` (radians/sample) and unit DC gain."""
+    from scipy import signal
+
+    beta = signal.kaiser_beta(attenuation)
+    return signal.firwin(num_taps, cutoff / np.pi, window=("kaiser", beta), scale=True)
+
+
+def _alias_objective(cutoff, attenuation, num_bands, num_taps):
+    """Largest |autocorrelation| of the prototype at lags 2M, 4M, ... (to be minimised)."""
+    h = _kaiser_lowpass(cutoff, attenuation, num_taps)
+    r = np.convolve(h, h[::-1])
+    lags = r[len(h) - 1 :: 2 * num_bands][1:]
+    return float(np.max(np.abs(lags)))
+
+
+def _optimise_cutoff(attenuation, num_bands, num_taps):
+    from scipy import optimize
+
+    centre = np.pi / (2 * num_bands)
+    # The objective is a ragged max of |r|: a coarse grid finds the basin,
+    # bounded Brent refines it.
+    grid = centre * np.linspace(0.6, 1.4, 161)
+    values = [_alias_objective(w, attenuation, num_bands, num_taps) for w in grid]
+    i = int(np.argmin(values))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = optimize.minimize_scalar(
+        lambda w: _alias_objective(w, attenuation, num_bands, num_taps),
+        bounds=(lo, hi), method="bounded", options={"xatol": 1e-12},
+    )
+    return float(res.x) if res.fun <= values[i] else float(grid[i])
+
+
+@functools.lru_cache(maxsize=None)
+def _design(num_bands, attenuation):
+    from scipy import signal
+
+    # Transition band as wide as the cutoff (pass edge wc/2, stop edge 3wc/2 ~ 0.82 pi/M,
+    # inside pi/M as PQMF needs). Taps follow from Kaiser's formula for that width, and
+    # the cutoff is re-optimised for the taps: iterate to the fixed point (3 rounds for
+    # 16 bands at 100 dB -> 377 taps).
+    cutoff = np.pi / (2 * num_bands)
+    seen = []
+    for _ in range(20):
+        num_taps, _ = signal.kaiserord(attenuation, cutoff / np.pi)
+        num_taps = int(num_taps) | 1  # odd: integer group delay N/2
+        if seen and num_taps == seen[-1]:
+            break  # fixed point: cutoff is already optimal for these taps
+        if num_taps in seen:  # a cycle: take its longest filter
+            num_taps = max(seen[seen.index(num_taps):])
+            cutoff = _optimise_cutoff(attenuation, num_bands, num_taps)
+            break
+        seen.append(num_taps)
+        cutoff = _optimise_cutoff(attenuation, num_bands, num_taps)
+    h = _kaiser_lowpass(cutoff, attenuation, num_taps)
+    return h, cutoff
+
+
+def pqmf_prototype(num_bands=16, attenuation=100):
+    """Kaiser-window prototype lowpass of an ``num_bands``-band PQMF bank (numpy).
+
+    Args:
+        num_bands: number of bands ``M`` (power of two).
+        attenuation: stopband attenuation in dB.
+
+    Returns:
+        ``(h, cutoff, beta)``: the ``N + 1`` taps (float64, unit DC gain), the
+        optimised cutoff in radians/sample and the Kaiser ``beta``.
+
+    Example:
+    >>> h, cutoff, beta = pqmf_prototype(16, 100)
+    >>> len(h), round(beta, 2)
+    (377, 10.06)
+    """
+    from scipy import signal
+
+    num_bands = _check_num_bands(num_bands)
+    h, cutoff = _design(num_bands, float(attenuation))
+    return h.copy(), cutoff, float(signal.kaiser_beta(float(attenuation)))
+
+
+def pqmf_filters(prototype, num_bands):
+    """Cosine-modulated analysis and synthesis filters of a prototype (numpy).
+
+    Args:
+        prototype: ``N + 1`` prototype taps (``N`` even).
+        num_bands: number of bands ``M``.
+
+    Returns:
+        ``(analysis, synthesis)``, each ``[M, N + 1]``:
+        ``h_k[n] = 2 h[n] cos((2k+1) pi/(2M) (n - N/2) + (-1)^k pi/4)`` and the same
+        with ``- (-1)^k pi/4`` (the time reverse of ``h_k``).
+    """
+    h = np.asarray(prototype, dtype="float64")
+    n_order = len(h) - 1
+    n = np.arange(n_order + 1)
+    k = np.arange(num_bands)[:, None]
+    arg = (2 * k + 1) * np.pi / (2 * num_bands) * (n - n_order / 2)
+    phase = (-1.0) ** k * np.pi / 4
+    return 2 * h * np.cos(arg + phase), 2 * h * np.cos(arg - phase)
+
+
+def _analysis_kernel(filters, num_bands, lookahead):
+    """[K, M, M] kernel and frame padding for x_k[m] = sum_n h_k[n] x[mM + a - n]."""
+    n_order = filters.shape[1] - 1
+    q_lo = (lookahead - n_order) // num_bands
+    q_hi = lookahead // num_bands
+    kernel = np.zeros((q_hi - q_lo + 1, num_bands, num_bands))
+    for j in range(q_hi - q_lo + 1):
+        for p in range(num_bands):
+            n = lookahead - (j + q_lo) * num_bands - p
+            if 0 <= n <= n_order:
+                kernel[j, p, :] = filters[:, n]
+    return kernel, -q_lo, q_hi
+
+
+def _synthesis_kernel(filters, num_bands, advance, gain):
+    """[K, M, M] kernel and frame padding for y[n] = gain sum_{m,k} x_k[m] f_k[n - mM + s]."""
+    n_order = filters.shape[1] - 1
+    q_lo = -((advance + num_bands - 1) // num_bands)
+    q_hi = (n_order - advance) // num_bands
+    kernel = np.zeros((q_hi - q_lo + 1, num_bands, num_bands))
+    for j in range(q_hi - q_lo + 1):
+        for p in range(num_bands):
+            n = (q_hi - j) * num_bands + p + advance
+            if 0 <= n <= n_order:
+                kernel[j, :, p] = gain * filters[:, n]
+    return kernel, q_hi, -q_lo
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class PQMF(keras.layers.Layer):
+    """Pseudo-QMF filter bank splitting a waveform into ``num_bands`` critically sampled bands.
+
+    ``call`` (= ``analysis``) maps ``[batch, samples]`` to ``[batch, samples / M, M]``
+    (band ``k`` covers ``[k, k + 1] * sr / (2M)``); ``synthesis`` maps bands back to
+    ``[batch, samples]``. The round trip is near-perfect: on white noise the 16-band,
+    100 dB bank reconstructs at about 61 dB SNR (the reference reports ~60 dB).
+
+    Design (numpy/scipy, at construction): Kaiser-window prototype with Kaiser's
+    ``beta`` for ``attenuation`` dB and taps from Kaiser's formula for a transition
+    band as wide as the cutoff (377 taps, beta 10.06 for 16 bands at 100 dB); the
+    cutoff minimises the largest prototype autocorrelation at nonzero multiples of
+    ``2M`` lags (Lin & Vaidyanathan 1998); cosine modulation gives the analysis and
+    synthesis filters (see ``pqmf_filters``). The synthesis gain is chosen so that
+    the distortion function has unit mean (removes a ~0.04 % gain error).
+
+    Non-causal mode (default) centres the filters: analysis frame ``m`` is centred on
+    sample ``m * M``, and ``synthesis(analysis(x))`` is aligned with ``x`` (``delay``
+    is 0; zero padding at both ends affects about ``N/2`` edge samples). Causal mode
+    pads only on the left: frame ``m`` depends on samples ``< (m + 1) * M`` and the
+    round trip lags the input by ``delay = N - M + 1`` samples (361 for 16 bands).
+    Causal banks stream with explicit state: ``analysis_stream`` and
+    ``synthesis_stream`` fed block by block reproduce the offline causal output.
+
+    Args:
+        num_bands: number of bands ``M``; a power of two >= 2.
+        attenuation: prototype stopband attenuation in dB.
+        causal: causal (streamable, delayed) or centred (aligned) filtering.
+        **kwargs: standard layer arguments (``name``, ``dtype``, ...).
+
+    Returns:
+        ``call(x)``: bands ``[batch, samples / num_bands, num_bands]``; the number of
+        samples must be a multiple of ``num_bands``.
+
+    Example:
+    >>> pqmf = PQMF(16)
+    >>> bands = pqmf(ops.zeros((2, 4096)))
+    >>> bands.shape, pqmf.synthesis(bands).shape
+    ((2, 256, 16), (2, 4096))
+    """
+
+    def __init__(self, num_bands=16, attenuation=100, causal=False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_bands = _check_num_bands(num_bands)
+        if not float(attenuation) > 21:
+            raise ValueError(f"PQMF attenuation must be > 21 dB; got {attenuation!r}.")
+        self.attenuation = attenuation
+        self.causal = bool(causal)
+        h, self.cutoff, self.beta = pqmf_prototype(self.num_bands, float(attenuation))
+        self.prototype = h
+        self.num_taps = len(h)
+        order = self.num_taps - 1
+        self.analysis_filters, self.synthesis_filters = pqmf_filters(h, self.num_bands)
+        # Mean of the distortion function (1/M) sum_k F_k H_k (coefficient of z^-N).
+        mean_gain = np.sum(self.analysis_filters * self.synthesis_filters[:, ::-1]) / self.num_bands
+        gain = 1.0 / mean_gain
+        lookahead = self.num_bands - 1 if self.causal else order // 2
+        advance = 0 if self.causal else order // 2
+        self.delay = order - lookahead - advance
+        a_kernel, self._a_left, self._a_right = _analysis_kernel(
+            self.analysis_filters, self.num_bands, lookahead)
+        s_kernel, self._s_left, self._s_right = _synthesis_kernel(
+            self.synthesis_filters, self.num_bands, advance, gain)
+        self._a_kernel = a_kernel.astype("float32")
+        self._s_kernel = s_kernel.astype("float32")
+
+    # ------------------------------------------------------------------ helpers
+    def _frames(self, x):
+        x = ops.convert_to_tensor(x)
+        if len(x.shape) != 2:
+            raise ValueError(f"PQMF analysis expects [batch, samples]; got shape {x.shape}.")
+        n = x.shape[-1]
+        if n is not None and n % self.num_bands:
+            raise ValueError(
+                f"PQMF: the number of samples ({n}) must be a multiple of num_bands "
+                f"({self.num_bands}); pad or crop the input."
+            )
+        x = ops.cast(x, self.compute_dtype)
+        return ops.reshape(x, (ops.shape(x)[0], -1, self.num_bands))
+
+    def _check_bands(self, bands):
+        bands = ops.convert_to_tensor(bands)
+        if len(bands.shape) != 3 or bands.shape[-1] != self.num_bands:
+            raise ValueError(
+                f"PQMF synthesis expects [batch, frames, {self.num_bands}]; got {bands.shape}."
+            )
+        return ops.cast(bands, self.compute_dtype)
+
+    def _kernel(self, which):
+        k = self._a_kernel if which == "a" else self._s_kernel
+        return ops.convert_to_tensor(k, dtype=self.compute_dtype)
+
+    def _require_causal(self):
+        if not self.causal:
+            raise ValueError("PQMF streaming needs a causal bank: build it with causal=True.")
+
+    # ---------------------------------------------------------------- offline
+    def analysis(self, x):
+        """Waveforms ``[batch, samples]`` -> bands ``[batch, samples / M, M]``."""
+        frames = ops.pad(self._frames(x), ((0, 0), (self._a_left, self._a_right), (0, 0)))
+        return ops.conv(frames, self._kernel("a"), strides=1, padding="valid")
+
+    def synthesis(self, bands):
+        """Bands ``[batch, frames, M]`` -> waveforms ``[batch, frames * M]``."""
+        bands = ops.pad(self._check_bands(bands), ((0, 0), (self._s_left, self._s_right), (0, 0)))
+        y = ops.conv(bands, self._kernel("s"), strides=1, padding="valid")
+        return ops.reshape(y, (ops.shape(y)[0], -1))
+
+    def call(self, x):
+        return self.analysis(x)
+
+    # -------------------------------------------------------------- streaming
+    def initial_state(self, batch_size):
+        """Zero streaming state ``(analysis_state, synthesis_state)`` for a causal bank.
+
+        ``analysis_state`` holds the last ``[batch, K_a, M]`` input frames and
+        ``synthesis_state`` the last ``[batch, K_s, M]`` band frames.
+        """
+        self._require_causal()
+        return (
+            ops.zeros((batch_size, self._a_left, self.num_bands), dtype=self.compute_dtype),
+            ops.zeros((batch_size, self._s_left, self.num_bands), dtype=self.compute_dtype),
+        )
+
+    def analysis_stream(self, block, state):
+        """One block ``[batch, n * M]`` -> ``(bands [batch, n, M], new analysis state)``."""
+        self._require_causal()
+        buf = ops.concatenate([ops.cast(state, self.compute_dtype), self._frames(block)], axis=1)
+        bands = ops.conv(buf, self._kernel("a"), strides=1, padding="valid")
+        return bands, buf[:, -self._a_left:, :]
+
+    def synthesis_stream(self, bands, state):
+        """Band frames ``[batch, n, M]`` -> ``(block [batch, n * M], new synthesis state)``."""
+        self._require_causal()
+        buf = ops.concatenate([ops.cast(state, self.compute_dtype), self._check_bands(bands)],
+                              axis=1)
+        y = ops.conv(buf, self._kernel("s"), strides=1, padding="valid")
+        return ops.reshape(y, (ops.shape(y)[0], -1)), buf[:, -self._s_left:, :]
+
+    # ------------------------------------------------------------------ keras
+    def compute_output_shape(self, input_shape):
+        n = input_shape[-1]
+        return (input_shape[0], None if n is None else n // self.num_bands, self.num_bands)
+
+    def get_config(self):
+        return {**super().get_config(), "num_bands": self.num_bands,
+                "attenuation": self.attenuation, "causal": self.causal}

@@ -1,0 +1,33 @@
+"""Keras 3 multi-backend model zoo for generative audio.
+
+``zoo.load("vae")`` builds a registered model from its default recipe,
+``zoo.load("runs/my_run")`` restores a trained run, ``zoo.list_models()`` lists
+what is registered. Nothing heavy is imported until it is used.
+"""
+__version__ = "0.1.0"
+
+from zoo.errors import ZooError  # noqa: F401
+
+
+def list_models():
+    """Names of every registered model, sorted."""
+    from zoo import registry
+
+    return registry.list_models()
+
+
+def load(name_or_path, weights=None, **overrides):
+    """Build a registered model, or restore a saved run / ``.keras`` file.
+
+    Args:
+        name_or_path: a registry name (see :func:`list_models`), a run folder
+            written by ``zoo train``, or a ``.keras`` file.
+        weights: name of shipped weights in ``saved_models/`` (e.g. ``"timbre"``).
+        **overrides: constructor arguments replacing the recipe's ``[model]`` values.
+
+    Returns:
+        A ``keras.Model``.
+    """
+    from zoo import registry
+
+    return registry.load(name_or_path, weights=weights, **overrides)

@@ -1,0 +1,156 @@
+"""Reading and writing audio files.
+
+:func:`load_audio` turns anything ``soundfile`` reads into a float32 mono
+waveform at the requested rate; :func:`write_audio` writes a WAV file
+atomically. Both report bad input as :class:`zoo.errors.AudioFileError`, whose
+message names the file and the problem.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import AudioFileError
+
+#: File name extensions (lower case, without the dot) treated as audio when
+#: scanning folders. Everything libsndfile decodes except headerless RAW.
+AUDIO_EXTENSIONS = frozenset(
+    {
+        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff",
+        "aifc", "au", "snd", "caf", "w64", "rf64", "voc", "sd2",
+    }
+)
+
+#: Peak level the data pipeline normalises every file to.
+PEAK_LEVEL = 0.95
+
+#: Files whose peak lies below this (about -80 dBFS) count as silent.
+SILENCE_THRESHOLD = 1e-4
+
+
+def _error(path, kind, problem):
+    """An :class:`AudioFileError` with ``path``, ``kind`` and ``problem`` attributes."""
+    err = AudioFileError(f"{path}: {problem}")
+    err.path, err.kind, err.problem = str(path), kind, problem
+    return err
+
+
+def is_audio_file(path):
+    """Whether ``path`` has an audio extension and is not a hidden file."""
+    path = Path(path)
+    return (
+        not path.name.startswith(".")
+        and path.suffix[1:].lower() in AUDIO_EXTENSIONS
+    )
+
+
+def resample(waveform, orig_sr, target_sr):
+    """Resamples a 1-D float waveform with soxr (``librosa.resample``, ``soxr_hq``)."""
+    if int(orig_sr) == int(target_sr):
+        return np.asarray(waveform, dtype=np.float32)
+    import librosa
+
+    return librosa.resample(
+        np.asarray(waveform, dtype=np.float32),
+        orig_sr=int(orig_sr),
+        target_sr=int(target_sr),
+        res_type="soxr_hq",
+    ).astype(np.float32, copy=False)
+
+
+def load_audio(path, sample_rate, *, normalize=False):
+    """Loads an audio file as a float32 mono waveform at ``sample_rate``.
+
+    Channels are averaged, then the signal is resampled with soxr (the
+    ``soxr_hq`` setting of ``librosa.resample``).
+
+    Args:
+        path: the file (anything ``soundfile`` reads: WAV, FLAC, OGG, MP3, ...).
+        sample_rate: target rate in Hz.
+        normalize: scale the peak to 0.95 (a silent file then raises).
+
+    Returns:
+        float32 numpy array of shape ``[samples]``.
+
+    Raises:
+        AudioFileError: the file is missing, unreadable, has no audio frames,
+            contains NaN/Inf, or (with ``normalize=True``) is silent. The message
+            names the file and the problem.
+
+    Example:
+        >>> y = load_audio("take1.flac", 16000, normalize=True)
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise _error(path, "missing", "no such file")
+    if path.stat().st_size == 0:
+        raise _error(path, "empty", "empty file (0 bytes)")
+    try:
+        data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile errors come in several classes
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise _error(path, "unreadable", f"unreadable audio ({reason})") from None
+    if data.shape[0] == 0:
+        raise _error(path, "empty", "empty (no audio frames)")
+    if not np.all(np.isfinite(data)):
+        raise _error(path, "non-finite", "contains NaN or infinite samples")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    y = resample(mono, orig_sr, sample_rate)
+    if normalize:
+        peak = float(np.max(np.abs(y))) if y.size else 0.0
+        if peak < SILENCE_THRESHOLD:
+            raise _error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
+        y = y * np.float32(PEAK_LEVEL / peak)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def atomic_write_bytes(path, writer):
+    """Calls ``writer(tmp_path)`` then moves the temporary file onto ``path``.
+
+    The temporary file lives in the destination folder, so ``os.replace`` is
+    atomic: readers see either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_audio(path, waveform, sample_rate, *, subtype="PCM_16"):
+    """Writes a WAV file atomically, creating parent folders.
+
+    Args:
+        path: destination file.
+        waveform: ``[samples]`` or ``[samples, channels]`` float array in [-1, 1]
+            (clipped for integer subtypes).
+        sample_rate: rate in Hz.
+        subtype: ``"PCM_16"`` (default), ``"PCM_24"`` or ``"FLOAT"``.
+
+    Returns:
+        The path written.
+    """
+    import soundfile as sf
+
+    y = np.asarray(waveform, dtype=np.float32)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"waveform must be [samples] or [samples, channels], got shape {y.shape}")
+    if subtype.upper().startswith("PCM"):
+        y = np.clip(y, -1.0, 1.0)
+    return atomic_write_bytes(
+        path,
+        lambda tmp: sf.write(tmp, y, int(sample_rate), subtype=subtype, format="WAV"),
+    )

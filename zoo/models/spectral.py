@@ -1,0 +1,91 @@
+"""The spectral front-end and its inverse, shared by every spectrogram model.
+
+``SpectralFrontEnd`` turns waveforms ``[batch, samples]`` into model features
+``[batch, frames, n_mels]`` and back to waveforms (mel pseudo-inverse +
+fast Griffin-Lim), entirely in ``keras.ops`` so it lives inside models, runs on
+the accelerator and is part of exported graphs.
+
+Two feature kinds:
+
+* ``"log_mel"``: power mel -> dB -> MelGAN-VC normalisation to [-1, 1]
+  (subtract ``ref_db``, map ``[min_db, 0]`` dB to [-1, 1]). The Gaussian
+  likelihood works on these.
+* ``"power_mel"``: the power mel spectrogram itself (for Itakura-Saito
+  likelihoods); ``normalized_log`` gives the matching encoder input.
+"""
+import keras
+from keras import ops
+
+from layers import AmplitudeToDB, DBNormalization, MelScale, STFTMagnitude, griffin_lim
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SpectralFrontEnd(keras.layers.Layer):
+    """Waveform <-> (log-)mel features.
+
+    Args:
+        sample_rate: audio rate in Hz.
+        n_fft: FFT and Hann window size (must be a multiple of ``hop_length`` for inversion).
+        hop_length: hop in samples.
+        n_mels: mel bands (HTK scale, no norm, as MelGAN-VC).
+        fmin, fmax: mel frequency range.
+        min_db, ref_db: normalisation range of the log-mel features.
+        griffin_lim_iters: iterations of fast Griffin-Lim when inverting.
+
+    Example:
+    >>> fe = SpectralFrontEnd(16000, 512, 128, 64)
+    >>> fe(ops.zeros((1, 16384))).shape
+    (1, 129, 64)
+    """
+
+    def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
+                 fmax=None, min_db=-100.0, ref_db=20.0, griffin_lim_iters=32, **kwargs):
+        super().__init__(**kwargs)
+        if n_fft % hop_length:
+            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
+        self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)
+        self.n_mels, self.fmin, self.fmax = int(n_mels), float(fmin), fmax
+        self.min_db, self.ref_db = float(min_db), float(ref_db)
+        self.griffin_lim_iters = int(griffin_lim_iters)
+        self.stft = STFTMagnitude(n_fft, hop_length, power=2.0)
+        self.mel = MelScale(sample_rate, n_fft, n_mels, fmin, fmax, htk=True, norm=None)
+        self.to_db = AmplitudeToDB(multiplier=10.0)
+        self.normalize = DBNormalization(min_db=min_db, ref_db=ref_db)
+
+    def power_mel(self, waveform):
+        """``[batch, samples]`` -> power mel ``[batch, frames, n_mels]``."""
+        return self.mel(self.stft(waveform))
+
+    def normalized_log(self, power_mel):
+        """Power mel -> normalised log-mel in [-1, 1]."""
+        return self.normalize(self.to_db(power_mel))
+
+    def call(self, waveform):
+        return self.normalized_log(self.power_mel(waveform))
+
+    def to_power_mel(self, features):
+        """Normalised log-mel -> power mel."""
+        return self.to_db.inverse(self.normalize.inverse(features))
+
+    def power_mel_to_waveform(self, power_mel, length=None):
+        """Power mel -> waveform by mel pseudo-inverse and fast Griffin-Lim."""
+        magnitude = ops.sqrt(self.mel.inverse(power_mel) + 1e-12)
+        return griffin_lim(magnitude, self.n_fft, self.hop_length, self.griffin_lim_iters,
+                           length=length)
+
+    def to_waveform(self, features, length=None):
+        """Normalised log-mel features -> waveform."""
+        return self.power_mel_to_waveform(self.to_power_mel(features), length)
+
+    def num_frames(self, num_samples):
+        return self.stft.num_frames(num_samples)
+
+    def compute_output_shape(self, input_shape):
+        frames = None if input_shape[-1] is None else self.num_frames(input_shape[-1])
+        return (input_shape[0], frames, self.n_mels)
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "n_mels": self.n_mels, "fmin": self.fmin,
+                "fmax": self.fmax, "min_db": self.min_db, "ref_db": self.ref_db,
+                "griffin_lim_iters": self.griffin_lim_iters}
