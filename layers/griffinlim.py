@@ -89,7 +89,9 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
     """
     magnitude = ops.cast(magnitude, "float32")
     if length is None:
-        length = (magnitude.shape[1] - 1) * hop_length
+        frames = magnitude.shape[1]
+        frames = ops.shape(magnitude)[1] if frames is None else frames
+        length = (frames - 1) * hop_length
     if init == "random":
         phase = keras.random.uniform(ops.shape(magnitude), 0.0, 2.0 * np.pi, seed=seed)
         angle_re, angle_im = ops.cos(phase), ops.sin(phase)

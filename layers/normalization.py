@@ -96,6 +96,13 @@ class _SpectralNormMixin:
         kernel = ops.cast(ops.convert_to_tensor(self._raw_kernel) / sigma, self.compute_dtype)
         return _bias_and_activation(self, self._apply_kernel(inputs, kernel))
 
+    # Dense/Conv save only kernel and bias by position; save every variable (u too).
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
     def get_config(self):
         return {**super().get_config(), "power_iterations": self.power_iterations}
 

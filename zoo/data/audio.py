@@ -108,6 +108,17 @@ def load_audio(path, sample_rate, *, normalize=False):
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Process umask, read once: temporary files are created 0600 and get the
+#: ordinary permissions (0666 & ~umask) before they are moved into place.
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path, writer):
     """Calls ``writer(tmp_path)`` then moves the temporary file onto ``path``.
 
@@ -120,6 +131,7 @@ def atomic_write_bytes(path, writer):
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

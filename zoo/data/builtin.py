@@ -31,7 +31,7 @@ import io
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from zoo.data.audio import atomic_write_bytes, write_audio
 from zoo.errors import ZooError
 
 #: Bump when the synthesis changes: cached datasets are then regenerated.
-BUILTIN_VERSION = 1
+BUILTIN_VERSION = 2
 
 #: Rate the built-in datasets are rendered at.
 BUILTIN_SAMPLE_RATE = 16000
@@ -89,7 +89,7 @@ _TIMBRE = {
         vibrato_rate=5.6, vibrato_cents=12.0, scoop_cents=0.0,
         peaks=[(550.0, 6.0, 0.8), (2900.0, 12.0, 0.45)], lowpass=4500.0, lowpass_db_oct=24.0,
         tilt=1.0, bright=0.0, odd_even_db=-14.0,
-        noise_db=-20.0, noise_band=(2000.0, 6500.0), noise_attack_db=6.0,
+        noise_db=-24.0, noise_band=(2000.0, 6500.0), noise_attack_db=6.0,
     ),
 }
 
@@ -370,7 +370,8 @@ def builtin_path(name, seed=0, cache_dir=None):
     if final.is_dir():
         return final
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+    tmp = parent / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # ordinary permissions (mkdtemp would make it 0700)
     try:
         _GENERATORS[name](tmp, int(seed))
         try:

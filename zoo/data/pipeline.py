@@ -550,6 +550,7 @@ def _py_dataset_class():
                     raise IndexError(f"batch index {index} out of range(0, {self.steps})")
                 return self.dataset.batch(self.start_step + int(index), **self.batch_kwargs)
 
+        CropBatches.__qualname__ = "CropBatches"
         _PY_DATASET_CLASS = CropBatches
     return _PY_DATASET_CLASS
 

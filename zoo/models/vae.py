@@ -119,9 +119,17 @@ class SpectrogramVAE(keras.Model):
         """Latents -> decoder output (normalised log-mel, or log-variance for IS)."""
         return self.decoder(z)
 
+    def _min_length(self, waveform):
+        """Zero-pad waveforms shorter than one FFT window (reflect padding needs n_fft / 2)."""
+        waveform = ops.convert_to_tensor(waveform, "float32")
+        n = waveform.shape[1]
+        missing = (max(self.frontend.n_fft - n, 0) if n is not None else
+                   ops.maximum(self.frontend.n_fft - ops.shape(waveform)[1], 0))
+        return ops.pad(waveform, ((0, 0), (0, missing)))
+
     def encode(self, waveform):
         """Waveforms ``[B, samples]`` -> posterior means ``[B, latent_frames, latent_dim]``."""
-        return self.encode_features(self.frontend(waveform))[0]
+        return self.encode_features(self.frontend(self._min_length(waveform)))[0]
 
     def decode(self, z, length=None):
         """Latents -> waveforms (via the mel pseudo-inverse and fast Griffin-Lim).
@@ -142,10 +150,13 @@ class SpectrogramVAE(keras.Model):
     def reconstruct(self, waveform):
         """Waveforms -> reconstructed waveforms of the same length (posterior mean)."""
         waveform = ops.convert_to_tensor(waveform, "float32")
-        features = self.frontend(waveform)
+        length = waveform.shape[1] or ops.shape(waveform)[1]
+        features = self.frontend(self._min_length(waveform))
         decoded = self.decode_features(self.encode_features(features)[0])
         decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
-        return self.output_to_waveform(decoded, length=waveform.shape[1] or ops.shape(waveform)[1])
+        padded = self.output_to_waveform(decoded, length=ops.maximum(length, self.frontend.n_fft)
+                                         if not isinstance(length, int) else max(length, self.frontend.n_fft))
+        return padded[:, :length]
 
     def sample(self, num_samples, num_samples_audio, seed=None):
         """Draw waveforms of ``num_samples_audio`` samples from the prior."""
@@ -160,6 +171,26 @@ class SpectrogramVAE(keras.Model):
         alphas = np.linspace(0.0, 1.0, steps)
         z = ops.concatenate([za * (1.0 - float(a)) + zb * float(a) for a in alphas], axis=0)
         return self.decode(z, length=int(waveform_a.shape[-1]))
+
+    @property
+    def sample_rate(self):
+        return self.frontend.sample_rate
+
+    def audio_examples(self, clips):
+        """Input clips, their reconstructions and (VAE) prior samples, for listening."""
+        clips = ops.convert_to_tensor(clips, "float32")
+        out = {"input": clips, "reconstruction": self.reconstruct(clips)}
+        if self.variational:
+            out["prior_sample"] = self.sample(int(clips.shape[0]), int(clips.shape[1]), seed=0)
+        return out
+
+    def serving_endpoints(self):
+        """Exported signatures: name -> (function, input shapes). Any batch and length."""
+        return {
+            "forward": (self.reconstruct, [(None, None)]),
+            "encode": (self.encode, [(None, None)]),
+            "decode": (self.decode, [(None, None, self.latent_dim)]),
+        }
 
     # ----------------------------------------------------------------- training
     def call(self, waveform, training=False):

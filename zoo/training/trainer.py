@@ -1,0 +1,204 @@
+"""``zoo train``: recipe -> data -> model -> ``fit`` with checkpoints, logs and samples.
+
+A run folder holds::
+
+    recipe.json        the resolved recipe (what --resume trains with)
+    checkpoint.keras   latest checkpoint: model + optimizer state (atomic writes)
+    state.json         global step / epoch of that checkpoint
+    model.keras        the final model
+    history.csv        per-epoch metrics;  logs/  TensorBoard
+    samples/epoch_NNN/ audio examples (WAV) and spectrogram PNGs
+
+Batches are indexed by the global step, so a resumed run sees exactly the batches
+an uninterrupted run would have seen.
+"""
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from zoo import registry
+from zoo.errors import TrainingDiverged, ZooError
+from zoo.training.callbacks import AudioSamples, RunCheckpoint
+from zoo.training.checkpoint import atomic_save_model, atomic_write_text, read_state, sync_backend_state
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: keras.Model
+    history: dict
+    step: int
+
+
+def make_optimizer(train):
+    """Adam from a recipe's ``[train]`` section."""
+    return keras.optimizers.Adam(
+        learning_rate=float(train.get("learning_rate", 1e-3)),
+        beta_1=float(train.get("beta_1", 0.9)), beta_2=float(train.get("beta_2", 0.999)),
+        clipnorm=train.get("clipnorm"))
+
+
+def compile_model(model, train):
+    """Compile with the recipe's optimizer(s); models with several optimizers override
+    ``compile_from_recipe``."""
+    hook = getattr(model, "compile_from_recipe", None)
+    if hook is not None:
+        hook(train)
+    else:
+        model.compile(optimizer=make_optimizer(train))
+
+
+def _segments(start, total, steps_per_epoch):
+    """Split global steps [start, total) into ``fit`` calls: (start, steps, epoch0, epoch1, spe).
+
+    Whole epochs are grouped in one call; a partial epoch (resuming mid-epoch, or
+    a total that is not a whole number of epochs) gets a call of its own.
+    """
+    segments, step = [], start
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
+        if offset == 0 and total - step >= steps_per_epoch:
+            n_epochs = (total - step) // steps_per_epoch
+            segments.append((step, n_epochs * steps_per_epoch, epoch, epoch + n_epochs,
+                             steps_per_epoch))
+            step += n_epochs * steps_per_epoch
+        else:
+            n = min(steps_per_epoch - offset, total - step)
+            segments.append((step, n, epoch, epoch + 1, n))
+            step += n
+    return segments
+
+
+def _default_run_dir(name):
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out=None,
+          resume=False, tiny=False, seed=None, callbacks=(), verbose=1, loader="auto",
+          samples=True, model_overrides=None):
+    """Train a model from its recipe (or resume a run).
+
+    Args:
+        name: registry model name, recipe name or ``.toml`` path (ignored when resuming).
+        data: ``builtin:NAME`` or a folder (default: the recipe's).
+        steps / epochs: total training length (global steps; ``epochs`` counts the
+            recipe's ``steps_per_epoch``). Default: the recipe's ``steps``.
+        batch_size: overrides the recipe.
+        out: run folder (default ``runs/<name>-<time>``).
+        resume: continue the run in ``out`` from its last checkpoint, optimizer
+            state and data position included.
+        tiny: the recipe's ``[tiny]`` overrides (seconds-long runs).
+        seed: data seed (default: the recipe's).
+        callbacks: extra Keras callbacks.
+        verbose: Keras progress bar (1), one line per epoch (2) or silent (0).
+        loader: ``"auto"``, ``"tf"`` (tf.data) or ``"py"`` (``keras.utils.PyDataset``).
+        samples: write audio + PNG examples each epoch.
+        model_overrides: constructor arguments replacing the recipe's.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    from zoo.data import load_dataset
+
+    if resume:
+        if out is None:
+            raise ZooError("--resume needs the run folder (--out DIR)")
+        run_dir = Path(out)
+        state = read_state(run_dir)
+        if state is None or not (run_dir / registry.RUN_CHECKPOINT).is_file():
+            raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras/state.json)")
+        recipe = registry.run_recipe(run_dir)
+        model = registry.load_saved(run_dir / registry.RUN_CHECKPOINT)
+        start = int(state["step"])
+    else:
+        if name is None:
+            raise ZooError("name a model or recipe to train (see `zoo list`)")
+        recipe = registry.load_recipe(name, tiny=tiny)
+        run_dir = Path(out) if out else _default_run_dir(Path(str(name)).stem)
+        if (run_dir / registry.RUN_CHECKPOINT).exists() or (run_dir / registry.RUN_FINAL).exists():
+            raise ZooError(f"{run_dir} already holds a run; use --resume to continue it or "
+                           "choose another --out")
+        if model_overrides:
+            recipe["model_config"].update(model_overrides)
+        model = None
+        start = 0
+    train_cfg, data_cfg = recipe["train"], recipe["data"]
+    if batch_size:
+        train_cfg["batch_size"] = int(batch_size)
+    if data:
+        data_cfg["source"] = str(data)
+    if seed is not None:
+        data_cfg["seed"] = int(seed)
+    spe = int(train_cfg.get("steps_per_epoch", 100))
+    if steps is not None:
+        total = int(steps)
+    elif epochs is not None:
+        total = int(epochs) * spe
+    else:
+        total = int(train_cfg.get("steps", spe))
+    train_cfg["steps"] = total
+    if total <= 0:
+        raise ZooError("--steps/--epochs must be positive")
+
+    dataset = load_dataset(data_cfg["source"], sample_rate=recipe["model_config"].get(
+        "sample_rate", 16000), crop_length=int(data_cfg.get("crop_length", 16384)),
+        val_fraction=float(data_cfg.get("val_fraction", 0.1)), seed=int(data_cfg.get("seed", 0)),
+        progress=verbose > 0)
+    if model is None:
+        model = registry.build(recipe)
+        compile_model(model, train_cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
+
+    batch = int(train_cfg.get("batch_size", 16))
+    data_seed = int(data_cfg.get("seed", 0))
+    has_val = bool(dataset.files("val"))
+    val_steps = int(train_cfg.get("validation_steps", 4))
+    checkpoint = RunCheckpoint(run_dir, start, train_cfg.get("checkpoint_every", spe), spe)
+    cbs = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    if _tensorflow_available():
+        cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False))
+    if samples and hasattr(model, "audio_examples"):
+        clips = dataset.clips(int(train_cfg.get("num_samples", 3)), seed=data_seed)
+        cbs.append(AudioSamples(run_dir, clips, dataset.sample_rate))
+    cbs += list(callbacks)
+
+    history = {}
+    for seg_start, seg_steps, epoch0, epoch1, seg_spe in _segments(start, total, spe):
+        train_data = dataset.batches(batch, start_step=seg_start, num_steps=seg_steps,
+                                     seed=data_seed, loader=loader)
+        val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
+                                    loader=loader) if has_val else None)
+        hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
+                         steps_per_epoch=seg_spe, validation_data=val_data,
+                         validation_steps=val_steps if has_val else None,
+                         callbacks=cbs, verbose=verbose)
+        for key, values in hist.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        if checkpoint.diverged:
+            step, loss = checkpoint.diverged
+            last = (f"last good checkpoint: {run_dir / registry.RUN_CHECKPOINT} (step "
+                    f"{checkpoint.last_saved})" if checkpoint.last_saved is not None else
+                    "no checkpoint had been written yet")
+            raise TrainingDiverged(f"training diverged: loss {loss} at step {step}; {last}. "
+                                   "Lower the learning rate or check the data.")
+    sync_backend_state(model)
+    if checkpoint.last_saved != total:
+        checkpoint.save(history.get("loss", [None])[-1])
+    atomic_save_model(model, run_dir / registry.RUN_FINAL)
+    return TrainResult(run_dir=run_dir, model=model, history=history, step=checkpoint.step)
+
+
+def _tensorflow_available():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
