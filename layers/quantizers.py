@@ -39,14 +39,36 @@ def _nearest(x, codes):
     return ops.argmin(d, axis=1)
 
 
-def _kmeans(x, centroids, iterations):
-    """Lloyd iterations from `centroids`; an empty cluster keeps its centroid."""
-    for _ in range(iterations):
-        onehot = ops.one_hot(_nearest(x, centroids), centroids.shape[0], dtype=x.dtype)
+def _kmeans(x, uniforms, iterations):
+    """k-means of x [N, D] into K = len(uniforms) centroids.
+
+    k-means++ seeding (each new centroid drawn with probability proportional to
+    the squared distance to the nearest one so far, by inverse CDF of the given
+    uniforms [K]), then `iterations` Lloyd steps; an empty cluster keeps its centroid.
+    """
+    k, n = uniforms.shape[0], ops.shape(x)[0]
+
+    def seed_step(i, state):
+        centroids, min_d2 = state
+        cdf = ops.cumsum(min_d2)
+        j = ops.minimum(ops.sum(ops.cast(cdf < uniforms[i] * cdf[-1], "int32")), n - 1)
+        new = ops.take(x, j, axis=0)
+        centroids = ops.where((ops.arange(k) == i)[:, None], new[None, :], centroids)
+        return centroids, ops.minimum(min_d2, ops.sum(ops.square(x - new), axis=1))
+
+    first = ops.take(x, ops.minimum(ops.cast(uniforms[0] * ops.cast(n, x.dtype), "int32"), n - 1),
+                     axis=0)
+    centroids = ops.zeros((k, x.shape[1]), x.dtype) + first[None, :]
+    min_d2 = ops.sum(ops.square(x - first), axis=1)
+    centroids, _ = ops.fori_loop(1, k, seed_step, (centroids, min_d2))
+
+    def lloyd_step(_, centroids):
+        onehot = ops.one_hot(_nearest(x, centroids), k, dtype=x.dtype)
         counts = ops.sum(onehot, axis=0)[:, None]
         sums = ops.matmul(ops.transpose(onehot), x)
-        centroids = ops.where(counts > 0, sums / ops.maximum(counts, 1.0), centroids)
-    return centroids
+        return ops.where(counts > 0, sums / ops.maximum(counts, 1.0), centroids)
+
+    return ops.fori_loop(0, iterations, lloyd_step, centroids)
 
 
 @keras.saving.register_keras_serializable(package="layers")
@@ -72,8 +94,7 @@ class VectorQuantizer(keras.layers.Layer):
     both modes. With `dead_code_threshold > 0`, codes whose `N_k` falls below it
     are moved to random encoder outputs of the current batch (and get
     `N_k = threshold`). With `kmeans_init=True` the first training batch sets the
-    codebook by `kmeans_iterations` Lloyd iterations started from random batch
-    vectors. In the trainable (non-EMA) mode these writes go to a non-trainable
+    codebook by k-means++ seeding and `kmeans_iterations` Lloyd iterations. In the trainable (non-EMA) mode these writes go to a non-trainable
     `code_shift` added to the trainable `codebook` (writes to trainable variables
     are lost under JAX's `fit()`); `codes` is always the effective codebook. All
     state is updated only when `training=True`.
@@ -164,9 +185,10 @@ class VectorQuantizer(keras.layers.Layer):
         codes = self.codes
         if training and self.kmeans_init:
             fresh = ops.convert_to_tensor(self.initialized) < 0.5
-            start = self._random_rows(flat_sg)  # drawn outside cond (seed state)
+            # Drawn outside the cond: the seed generator's state must not change in a branch.
+            uniforms = keras.random.uniform((self.num_codes,), seed=self.seed_generator)
             codes = ops.stop_gradient(ops.cond(
-                fresh, lambda: _kmeans(flat_sg, start, self.kmeans_iterations), lambda: codes))
+                fresh, lambda: _kmeans(flat_sg, uniforms, self.kmeans_iterations), lambda: codes))
             if self.use_ema:  # restart the EMA statistics from the new codes (N = 1, m = e)
                 size = ops.convert_to_tensor(self.cluster_size)
                 self.cluster_size.assign(ops.where(fresh, ops.ones_like(size), size))

@@ -4,7 +4,8 @@
 tf.GradientTape, jax.grad or torch.autograd depending on the Keras backend.
 On JAX, `fn` runs inside a `keras.StatelessScope`: variable writes made by
 `fn` (e.g. a layer called with `training=True`) are discarded there instead of
-leaking tracers; on TensorFlow and torch they are applied as usual.
+leaking tracers (losses added by layers are still readable via `layer.losses`
+inside `fn`); on TensorFlow and torch the writes are applied as usual.
 """
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ def grad(fn, x):
         import jax
 
         def scalar(xv):
-            with keras.StatelessScope():
+            with keras.StatelessScope(collect_losses=True):
                 return keras.ops.sum(fn(xv))
 
         return np.asarray(jax.grad(scalar)(jax.numpy.asarray(x)))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from _grad import grad
+from tests.layers._grad import grad
 from layers.normalization import (InstanceNormalization, SNConv1D, SNConv2D, SNConv2DTranspose,
                                   SNDense)
 

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from keras import ops
 
-from _grad import grad
+from tests.layers._grad import grad
 from layers.quantizers import ResidualVectorQuantizer, VectorQuantizer, code_statistics
 
 RNG = np.random.default_rng(0)
 
 
 def _np(x):
-    return ops.convert_to_numpy(x)
+    return ops.convert_to_numpy(ops.stop_gradient(x))
 
 
 def _brute_force(x, codes):
@@ -40,11 +40,11 @@ def test_straight_through_gradient():
     vq(x)
     q = _np(vq.codes)[_brute_force(x, _np(vq.codes))]
 
-    g = grad(lambda t: vq(t, training=True)[0] * up, x)
+    g = grad(lambda t: ops.multiply(vq(t, training=True)[0], up), x)
     np.testing.assert_allclose(g, up, rtol=1e-6, atol=1e-6)
 
     def with_loss(t):  # commitment reaches the encoder; the codebook loss does not
-        out = ops.sum(vq(t)[0] * up)
+        out = ops.sum(ops.multiply(vq(t)[0], up))
         return out + vq.losses[0]
 
     g = grad(with_loss, x)
@@ -90,17 +90,18 @@ def test_inference_leaves_state_alone():
 @pytest.mark.parametrize("use_ema", [True, False])
 def test_dead_codes_restart_from_batch(use_ema):
     vq = VectorQuantizer(8, 2, use_ema=use_ema, dead_code_threshold=1.0, seed=5)
-    x = (np.array([5.0, 5.0]) + 0.1 * RNG.normal(size=(16, 2))).astype("float32")
+    x = (np.array([20.0, 20.0]) + 0.1 * RNG.normal(size=(16, 2))).astype("float32")
     vq.build(x.shape)
     used = _brute_force(x, _np(vq.codes))
-    assert len(np.unique(used)) == 1  # the batch sits far from the initial codes
+    dead = ~np.isin(np.arange(8), used)
+    assert dead.sum() >= 4  # the batch sits far from the initial codes
     vq(x, training=True)
     codes, size = _np(vq.codes), _np(vq.cluster_size)
-    dead = np.arange(8) != used[0]
     dist = np.sqrt(((codes[dead][:, None] - x[None]) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(dist, 0.0, atol=1e-5)  # each dead code is a batch vector
     np.testing.assert_allclose(size[dead], 1.0)
-    np.testing.assert_allclose(size[~dead], 0.99 + 0.01 * 16, rtol=1e-6)
+    counts = np.bincount(used, minlength=8)
+    np.testing.assert_allclose(size[~dead], 0.99 + 0.01 * counts[~dead], rtol=1e-6)
 
 
 @pytest.mark.parametrize("use_ema", [False, True])
@@ -116,7 +117,7 @@ def test_kmeans_init_moves_codes_onto_data(use_ema):
     assert float(_np(vq.initialized)) == 1.0
     codes = _np(vq.codes)
     q, idx = (_np(t) for t in vq(x))
-    assert ((x - q) ** 2).mean() < 0.05 * err0
+    assert ((x - q) ** 2).mean() < 0.01 * err0  # k-means++ finds the four clusters
     if not use_ema:  # Lloyd fixed point: each code is the mean of its cluster
         flat, idx = x.reshape(-1, 2), idx.reshape(-1)
         for k in np.unique(idx):
@@ -141,7 +142,7 @@ def test_residual_vq_reduces_error_and_is_straight_through():
     np.testing.assert_allclose(q, x - residual, atol=1e-5)
     assert errors[2] < errors[1] < errors[0] < (x ** 2).mean()
     up = RNG.normal(size=x.shape).astype("float32")
-    np.testing.assert_allclose(grad(lambda t: rvq(t)[0] * up, x), up, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad(lambda t: ops.multiply(rvq(t)[0], up), x), up, rtol=1e-6, atol=1e-6)
     stats = rvq.code_statistics(idx)
     assert tuple(stats["perplexity"].shape) == (3,)
 

@@ -23,7 +23,6 @@ module works on JAX/PyTorch installs without it.
 import csv
 import hashlib
 import json
-import logging
 import os
 import warnings
 from collections import Counter
@@ -42,8 +41,6 @@ from zoo.data.audio import (
     load_audio,
 )
 from zoo.errors import AudioFileError, ZooError
-
-logger = logging.getLogger("zoo.data")
 
 #: Bumped whenever the decoded representation changes, to invalidate caches.
 CACHE_VERSION = 1
@@ -408,7 +405,10 @@ class AudioDataset:
                 (``keras.utils.PyDataset``) or "auto" ("tf" when TensorFlow can
                 be imported).
             workers: PyDataset worker threads (ignored by tf.data, which tunes
-                its own parallelism).
+                its own parallelism). One is best for in-memory data: a batch
+                is a few array slices, cheaper than Keras' thread hand-off
+                (see benchmarks/bench_pipeline.py); more can help when crops
+                are read from disk (datasets above ``memory_limit``).
 
         Returns:
             A ``tf.data.Dataset`` or a ``keras.utils.PyDataset``, both usable
@@ -424,6 +424,8 @@ class AudioDataset:
             raise ValueError(f"num_steps must be >= 0 or None, got {num_steps}")
         if paired and with_domain:
             raise ValueError("paired=True and with_domain=True cannot be combined")
+        if split not in _SPLITS:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         # Fail here, not in a worker thread, when the split is empty.
         for d in (range(len(self.domains)) if paired else [None]):
             self._pool(split, d)

@@ -1,0 +1,172 @@
+"""Sampling, masked/causal convolutions and residual blocks against numpy references."""
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from layers.blocks import (CausalConv1D, GatedMaskedConv2D, GaussianSampler, MaskedConv2D,
+                           ResidualBlock1D, ResidualBlock2D, reparameterize)
+from tests.layers._grad import grad
+
+RNG = np.random.default_rng(0)
+
+
+def _np(x):
+    return ops.convert_to_numpy(ops.stop_gradient(x))
+
+
+def _causal_conv_np(x, kernel, bias, stride=1, dilation=1):
+    """y[n] = sum_m x[n*stride - (k-1-m)*dilation] @ kernel[m] + bias (zeros before 0)."""
+    k = kernel.shape[0]
+    pad = (k - 1) * dilation
+    xp = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
+    n_out = -(-x.shape[1] // stride)
+    return np.stack([sum(xp[:, n * stride + m * dilation] @ kernel[m] for m in range(k))
+                     for n in range(n_out)], axis=1) + bias
+
+
+def _leaky(x, slope=0.2):
+    return np.where(x > 0, x, slope * x)
+
+
+def test_reparameterize_statistics_and_gradients():
+    mean = RNG.normal(size=20000).astype("float32")
+    log_var = RNG.normal(size=20000).astype("float32")
+    z = _np(reparameterize(mean, log_var, keras.random.SeedGenerator(1)))
+    eps = (z - mean) / np.exp(0.5 * log_var)
+    assert abs(eps.mean()) < 0.03 and abs(eps.std() - 1) < 0.03
+    eps = (_np(reparameterize(mean, log_var, 7)) - mean) / np.exp(0.5 * log_var)
+    np.testing.assert_allclose(grad(lambda m: reparameterize(m, log_var, 7), mean), 1.0)
+    np.testing.assert_allclose(grad(lambda lv: reparameterize(mean, lv, 7), log_var),
+                               0.5 * np.exp(0.5 * log_var) * eps, rtol=1e-4, atol=1e-6)
+
+
+def test_gaussian_sampler_modes():
+    mean = RNG.normal(size=(4, 3)).astype("float32")
+    log_var = np.full((4, 3), -1.0, "float32")
+    layer = GaussianSampler(seed=3)
+    np.testing.assert_array_equal(_np(layer([mean, log_var])), mean)
+    z1, z2 = (_np(layer([mean, log_var], training=True)) for _ in range(2))
+    assert not np.allclose(z1, mean) and not np.allclose(z1, z2)
+    assert not np.allclose(_np(GaussianSampler(True)([mean, log_var])), mean)
+
+
+def _dependence(apply, shape):
+    """dep[p, i, j]: whether output (i, j) changes when input pixel p is perturbed."""
+    h, w, c = shape
+    x = RNG.normal(size=(1, h, w, c)).astype("float32")
+    batch = np.repeat(x, h * w + 1, axis=0)
+    for p in range(h * w):
+        batch[p + 1, p // w, p % w] += 1.0
+    y = _np(apply(batch))
+    return (np.abs(y[1:] - y[:1]).sum(-1) > 0).reshape(h * w, h * w)
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+def test_masked_conv_is_causal_in_raster_order(mask_type):
+    init = keras.initializers.RandomNormal(seed=1)
+    first = MaskedConv2D(4, 3, mask_type=mask_type, kernel_initializer=init)
+    second = MaskedConv2D(4, 3, mask_type="B", kernel_initializer=init)
+    dep = _dependence(lambda x: second(first(x)), (5, 5, 2))
+    p, o = np.meshgrid(np.arange(25), np.arange(25), indexing="ij")
+    allowed = p < o if mask_type == "A" else p <= o
+    assert not dep[~allowed].any()
+    assert dep[11, 12] and dep[12 - 5, 12] and dep[12 - 4, 12]  # left, above, upper right
+    expected = np.array([[1, 1, 1], [1, mask_type == "B", 0], [0, 0, 0]], "float32")
+    np.testing.assert_array_equal(first.kernel_mask[..., 0, 0], expected)
+
+
+def test_gated_masked_conv_is_causal_without_blind_spot():
+    first, second = GatedMaskedConv2D(4, 3, "A"), GatedMaskedConv2D(4, 3, "B")
+    dep = _dependence(lambda x: second(first(x))[1], (6, 6, 2))
+    p, o = np.meshgrid(np.arange(36), np.arange(36), indexing="ij")
+    assert not dep[p >= o].any()
+    out = 3 * 6 + 2  # (3, 2) sees (2, 3), (1, 4) above-right and (3, 1), (3, 0) on its left
+    assert all(dep[q, out] for q in (2 * 6 + 3, 1 * 6 + 4, 3 * 6 + 1, 3 * 6 + 0))
+
+
+@pytest.mark.parametrize("kernel_size, strides, dilation", [(3, 1, 3), (4, 2, 1), (1, 2, 1)])
+def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
+    layer = CausalConv1D(3, kernel_size, strides=strides, dilation_rate=dilation,
+                         bias_initializer="random_normal")
+    x = RNG.normal(size=(2, 48, 2)).astype("float32")
+    y = _np(layer(x))
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(y, _causal_conv_np(x, kernel, bias, strides, dilation),
+                               rtol=1e-5, atol=1e-5)
+    assert tuple(layer.compute_output_shape((None, 48, 2))) == (None, 48 // strides, 3)
+
+    state, outs, start = layer.initial_state(2), [], 0
+    for size in (8, 16, 2, 4, 18):
+        out, state = layer.stream(x[:, start:start + size], state)
+        outs.append(_np(out))
+        start += size
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
+    if strides > 1:
+        with pytest.raises(ValueError, match="multiple"):
+            layer.stream(x[:, :3], layer.initial_state(2))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_residual_block_1d(causal):
+    block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal)
+    x = RNG.normal(size=(2, 32, 3)).astype("float32")
+    y = _np(block(x))
+    (k1, b1), (k2, b2) = block.conv.get_weights(), block.proj.get_weights()
+    if causal:
+        ref = x + _causal_conv_np(_leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2)), k2, b2)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+        state, outs = block.initial_state(2), []
+        for start in range(0, 32, 8):
+            out, state = block.stream(x[:, start:start + 8], state)
+            outs.append(_np(out))
+        np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
+    else:  # centred: the same dilated taps shifted by (k - 1) * d / 2
+        shifted = np.pad(_leaky(x), ((0, 0), (0, 2), (0, 0)))[:, 2:]
+        ref = x + _causal_conv_np(_leaky(_causal_conv_np(shifted, k1, b1, 1, 2)), k2, b2)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError):
+            block.initial_state(2)
+
+
+def test_residual_block_2d():
+    x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
+    block = ResidualBlock2D(instance_norm=True)
+    block(x)
+    assert block.shortcut is None and len(block.norms) == 2
+    block.norms[1].set_weights([np.zeros(3, "float32"), np.zeros(3, "float32")])
+    np.testing.assert_allclose(_np(block(x)), x, atol=1e-6)  # branch off -> identity
+    wide = ResidualBlock2D(filters=5, negative_slope=0.0)
+    y = _np(wide(x))
+    assert y.shape == (2, 6, 6, 5) and wide.shortcut is not None
+    wide.conv2.set_weights([np.zeros_like(w) for w in wide.conv2.get_weights()])
+    k, b = wide.shortcut.get_weights()
+    np.testing.assert_allclose(_np(wide(x)), x @ k[0, 0] + b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, shapes",
+    [
+        (lambda: GaussianSampler(sample_at_inference=False, seed=1), [(3,), (3,)]),
+        (lambda: MaskedConv2D(4, 3, mask_type="A", use_bias=False), [(5, 5, 2)]),
+        (lambda: GatedMaskedConv2D(4, 3, "A"), [(5, 5, 2)]),
+        (lambda: CausalConv1D(4, 3, dilation_rate=2, activation="tanh"), [(16, 2)]),
+        (lambda: ResidualBlock1D(3, dilation_rate=3, causal=True), [(16, 2)]),
+        (lambda: ResidualBlock1D(5, negative_slope=0.1), [(16, 2)]),
+        (lambda: ResidualBlock2D(filters=4, instance_norm=True), [(5, 5, 2)]),
+    ],
+)
+def test_serialization_roundtrip(make, shapes, tmp_path):
+    layer = make()
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    inputs = [keras.Input(s) for s in shapes]
+    xs = [RNG.normal(size=(2,) + s).astype("float32") for s in shapes]
+    if len(inputs) == 1:
+        inputs, xs = inputs[0], xs[0]
+    model = keras.Model(inputs, layer(inputs))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for a, b in zip(keras.tree.flatten(loaded(xs)), keras.tree.flatten(model(xs))):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-6, atol=1e-6)

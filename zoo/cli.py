@@ -1,0 +1,222 @@
+"""The ``zoo`` command. Thin: parse arguments, call the library, print.
+
+User errors (bad files, unknown names, bad options) print one line and exit 2.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+DEMO_STEPS = 600
+
+
+def _cmd_list(args):
+    from zoo import registry
+
+    print("models: ", ", ".join(registry.list_models()))
+    print("recipes:", ", ".join(registry.list_recipes()))
+
+
+def _cmd_info(args):
+    import json
+
+    from zoo import registry
+
+    path = Path(args.name)
+    if path.is_dir() or path.suffix == ".keras":
+        model = registry.load_saved(path)
+        print(f"{type(model).__name__} from {path}")
+        print(json.dumps(model.get_config(), indent=2, default=str))
+        if path.is_dir() and (path / "state.json").is_file():
+            print("state:", (path / "state.json").read_text().strip())
+        return
+    recipe = registry.load_recipe(args.name)
+    model = registry.build(recipe)
+    print(f"{args.name}: {type(model).__name__} ({model.count_params():,} parameters), "
+          f"recipe {recipe['recipe']}")
+    for section in ("model_config", "data", "train"):
+        print(f"[{section}]")
+        for key, value in recipe[section].items():
+            print(f"  {key} = {value!r}")
+
+
+def _cmd_train(args):
+    from zoo.training.trainer import train
+
+    result = train(args.model, args.data, steps=args.steps, epochs=args.epochs,
+                   batch_size=args.batch_size, out=args.out, resume=args.resume, tiny=args.tiny,
+                   seed=args.seed, loader=args.loader)
+    print(f"trained to step {result.step}; run folder: {result.run_dir}")
+
+
+def _load_wave(path, model):
+    from zoo.data import load_audio
+
+    return load_audio(path, model.sample_rate)
+
+
+def _cmd_reconstruct(args):
+    import keras
+    import numpy as np
+
+    import zoo
+    from zoo.data import write_audio
+
+    model = zoo.load(args.model)
+    wave = _load_wave(args.input, model)
+    out = keras.ops.convert_to_numpy(model.reconstruct(wave[None]))[0]
+    write_audio(args.output, np.clip(out, -1.0, 1.0), model.sample_rate)
+    print(f"wrote {args.output} ({len(out) / model.sample_rate:.2f} s)")
+
+
+def _cmd_sample(args):
+    import keras
+    import numpy as np
+
+    import zoo
+    from zoo.data import write_audio
+
+    model = zoo.load(args.model)
+    if not hasattr(model, "sample"):
+        raise ZooError(f"{type(model).__name__} cannot sample from a prior")
+    n = int(args.seconds * model.sample_rate)
+    waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed))
+    out = Path(args.output)
+    for i, wave in enumerate(waves):
+        target = out if args.num == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        write_audio(target, np.clip(wave, -1.0, 1.0), model.sample_rate)
+        print(f"wrote {target}")
+
+
+def _cmd_interpolate(args):
+    import keras
+    import numpy as np
+
+    import zoo
+    from zoo.data import write_audio
+
+    model = zoo.load(args.model)
+    a, b = _load_wave(args.input_a, model), _load_wave(args.input_b, model)
+    n = min(len(a), len(b))
+    waves = keras.ops.convert_to_numpy(model.interpolate(a[:n], b[:n], args.steps))
+    for i, wave in enumerate(waves):
+        target = Path(args.out_dir) / f"interpolation_{i}.wav"
+        write_audio(target, np.clip(wave, -1.0, 1.0), model.sample_rate)
+    print(f"wrote {len(waves)} files to {args.out_dir}")
+
+
+def _cmd_export(args):
+    from zoo.export import export
+
+    export(args.run, args.to)
+
+
+def _cmd_demo(args):
+    import time
+
+    from zoo.export import export
+    from zoo.training.callbacks import write_examples
+    from zoo.training.trainer import train
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ZooError(f"{out} is not empty; pass --out to choose another folder")
+    start = time.time()
+    print(f"zoo demo: training the spectrogram VAE on builtin:timbre for {args.steps} steps "
+          f"(backend {os.environ.get('KERAS_BACKEND', 'tensorflow')})")
+    result = train("vae", steps=args.steps, out=out / "run", verbose=args.verbose)
+    from zoo.data import load_dataset
+
+    recipe = result.model
+    ds = load_dataset("builtin:timbre", recipe.sample_rate, 24000, progress=False)
+    examples = write_examples(result.model, ds.clips(4, seed=1), recipe.sample_rate,
+                              out / "examples")
+    export(result.run_dir, out / "saved_model", verbose=False)
+    print(f"\ndone in {time.time() - start:.0f} s")
+    print(f"  run (checkpoints, TensorBoard logs, per-epoch samples): {result.run_dir}")
+    print(f"  audio examples and spectrogram PNGs: {examples}")
+    print(f"  SavedModel (forward/encode/decode on raw waveforms): {out / 'saved_model'}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="zoo", description="Keras 3 model zoo for generative "
+                                     "audio (set KERAS_BACKEND=tensorflow|jax|torch).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered models and shipped recipes")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="a model's recipe and size, or a saved run's config")
+    p.add_argument("name", help="model/recipe name, run folder or .keras file")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="train a model from its recipe")
+    p.add_argument("model", nargs="?", help="model or recipe name, or a .toml recipe "
+                   "(not needed with --resume)")
+    p.add_argument("--data", help="builtin:timbre | builtin:vowels | a folder of audio")
+    p.add_argument("--steps", type=int, help="total training steps")
+    p.add_argument("--epochs", type=int, help="total epochs (of the recipe's steps_per_epoch)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--out", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--tiny", action="store_true", help="the recipe's tiny settings (smoke test)")
+    p.add_argument("--seed", type=int, help="data seed")
+    p.add_argument("--loader", choices=["auto", "tf", "py"], default="auto",
+                   help="tf.data or keras PyDataset batching")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reconstruct", help="encode and decode an audio file")
+    p.add_argument("model", help="run folder, .keras file or registry name")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("sample", help="draw audio from a VAE's prior")
+    p.add_argument("model")
+    p.add_argument("output", help="output .wav (numbered when --num > 1)")
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--num", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("interpolate", help="decode points between the latents of two files")
+    p.add_argument("model")
+    p.add_argument("input_a")
+    p.add_argument("input_b")
+    p.add_argument("out_dir")
+    p.add_argument("--steps", type=int, default=5)
+    p.set_defaults(func=_cmd_interpolate)
+
+    p = sub.add_parser("export", help="write a TF SavedModel + .keras + metadata.json")
+    p.add_argument("run", help="run folder or .keras file")
+    p.add_argument("--to", required=True, help="destination folder, e.g. saved_models/NAME")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("demo", help="train a small VAE for a few minutes, write audio, PNGs "
+                       "and a SavedModel")
+    p.add_argument("--out", default="zoo_demo")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS)
+    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ZooError as err:
+        print(f"zoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted (checkpoints written so far are kept)",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
