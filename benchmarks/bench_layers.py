@@ -12,6 +12,8 @@ same filters. It then times the RAVE multiscale spectral distance (5 scales,
 2048..128, hop n/4) at batch 8 x 131072 samples (RAVE's training crop) against
 a numpy/librosa transcription. Each figure is the median of ``--runs`` timed
 runs after one warm-up call; results go to ``benchmarks/results/layers_<backend>.json``.
+On a CPU shared with other work, torch's two OpenMP threads spin-wait: pass
+``--torch-threads 1`` there.
 """
 import argparse
 import json
@@ -163,12 +165,20 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mss-batch", type=int, default=8)
     parser.add_argument("--mss-samples", type=int, default=131072)
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch.set_num_threads (on an oversubscribed CPU, 1 avoids "
+                             "OpenMP spin-waiting: 2.7 ms instead of 48 ms here)")
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args()
+    if BACKEND == "torch" and args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     device = {"backend": BACKEND, "keras": keras.__version__, "machine": platform.machine(),
               "processor": platform.processor() or platform.machine(),
-              "cpu_count": os.cpu_count(), "python": platform.python_version()}
+              "cpu_count": os.cpu_count(), "python": platform.python_version(),
+              "torch_threads": args.torch_threads if BACKEND == "torch" else None}
     print(f"backend {BACKEND} (keras {keras.__version__}), {device['cpu_count']} CPUs, "
           f"median of {args.runs} runs after warm-up")
     rows = []

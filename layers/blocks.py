@@ -91,7 +91,8 @@ def _check_mask_args(kernel_size, mask_type, kwargs):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
     if any(k % 2 == 0 for k in kernel_size):
         raise ValueError(f"Masked convolutions need odd kernel sizes, got {kernel_size}.")
-    for key, allowed in (("padding", "same"), ("strides", (1, 1)), ("data_format", "channels_last")):
+    fixed = (("padding", "same"), ("strides", (1, 1)), ("data_format", "channels_last"))
+    for key, allowed in fixed:
         value = kwargs.pop(key, allowed)
         if value not in (allowed, 1, [1, 1]):
             raise ValueError(f"Masked convolutions need {key}={allowed!r}, got {value!r}.")
@@ -167,6 +168,7 @@ class GatedMaskedConv2D(keras.layers.Layer):
         filters: channels of both stacks.
         kernel_size: odd int.
         mask_type: 'A' or 'B' (a 'B' layer needs `filters` input channels).
+        kernel_initializer: initialiser of the four convolution kernels.
         **kwargs: base `Layer` arguments.
 
     Call args:
@@ -181,17 +183,24 @@ class GatedMaskedConv2D(keras.layers.Layer):
     >>> v, h = GatedMaskedConv2D(32, 3, "B")([v, h])
     """
 
-    def __init__(self, filters, kernel_size=3, mask_type="B", **kwargs):
+    def __init__(self, filters, kernel_size=3, mask_type="B", kernel_initializer="glorot_uniform",
+                 **kwargs):
         super().__init__(**kwargs)
         if mask_type not in ("A", "B") or kernel_size % 2 == 0:
             raise ValueError(f"Need mask_type 'A'/'B' and an odd kernel_size, got "
                              f"{mask_type!r}, {kernel_size}.")
         self.filters, self.kernel_size, self.mask_type = int(filters), int(kernel_size), mask_type
-        r, f, conv = self.kernel_size // 2, self.filters, keras.layers.Conv2D
-        self.v_conv = conv(2 * f, (r + 1, self.kernel_size), name="v_conv", dtype=self.dtype_policy)
-        self.h_conv = conv(2 * f, (1, r + 1), name="h_conv", dtype=self.dtype_policy)
-        self.v_to_h = conv(2 * f, 1, name="v_to_h", dtype=self.dtype_policy)
-        self.h_out = conv(f, 1, name="h_out", dtype=self.dtype_policy)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        r, f = self.kernel_size // 2, self.filters
+
+        def conv(n, size, name):
+            return keras.layers.Conv2D(n, size, kernel_initializer=self.kernel_initializer,
+                                       name=name, dtype=self.dtype_policy)
+
+        self.v_conv = conv(2 * f, (r + 1, self.kernel_size), "v_conv")
+        self.h_conv = conv(2 * f, (1, r + 1), "h_conv")
+        self.v_to_h = conv(2 * f, 1, "v_to_h")
+        self.h_out = conv(f, 1, "h_out")
 
     def build(self, input_shape):
         shape = tuple(input_shape[1] if isinstance(input_shape[0], (list, tuple)) else input_shape)
@@ -221,7 +230,8 @@ class GatedMaskedConv2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "mask_type": self.mask_type}
+                "kernel_size": self.kernel_size, "mask_type": self.mask_type,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable(package="layers")
@@ -283,9 +293,11 @@ class CausalConv1D(keras.layers.Conv1D):
     def stream(self, inputs, state):
         """One block: `inputs [B, L, C]` (L a multiple of `strides`) and the state
         -> `(outputs [B, L / strides, filters], new_state)`."""
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         length = inputs.shape[1]
         if length is not None and length % self.strides[0]:
-            raise ValueError(f"Block length {length} is not a multiple of strides={self.strides[0]}.")
+            raise ValueError(
+                f"Block length {length} is not a multiple of strides={self.strides[0]}.")
         if not self.built:
             self.build(inputs.shape)
         x = ops.concatenate([ops.cast(state, inputs.dtype), inputs], axis=1)
@@ -312,6 +324,7 @@ class ResidualBlock1D(keras.layers.Layer):
         dilation_rate: its dilation.
         causal: causal (streamable) rather than centred ('same') padding.
         negative_slope: LeakyReLU slope (0.2).
+        kernel_initializer: initialiser of both convolution kernels.
         **kwargs: base `Layer` arguments.
 
     Returns:
@@ -323,21 +336,23 @@ class ResidualBlock1D(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, dilation_rate=1, causal=False, negative_slope=0.2,
-                 **kwargs):
+                 kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = int(kernel_size)
         self.dilation_rate = int(dilation_rate)
         self.causal = bool(causal)
         self.negative_slope = float(negative_slope)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         c, k, d = input_shape[-1], self.kernel_size, self.dilation_rate
+        kw = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
         if self.causal:
-            self.conv = CausalConv1D(c, k, dilation_rate=d, name="conv", dtype=self.dtype_policy)
+            self.conv = CausalConv1D(c, k, dilation_rate=d, name="conv", **kw)
         else:
             self.conv = keras.layers.Conv1D(c, k, dilation_rate=d, padding="same", name="conv",
-                                            dtype=self.dtype_policy)
-        self.proj = keras.layers.Conv1D(c, 1, name="proj", dtype=self.dtype_policy)
+                                            **kw)
+        self.proj = keras.layers.Conv1D(c, 1, name="proj", **kw)
         self.conv.build(input_shape)
         self.proj.build(input_shape)
 
@@ -357,6 +372,7 @@ class ResidualBlock1D(keras.layers.Layer):
         """`(y_block, new_state)`; concatenated blocks equal the offline output."""
         if not self.causal:
             raise ValueError("Only a causal ResidualBlock1D streams.")
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         y, state = self.conv.stream(self._act(inputs), state)
         return inputs + self.proj(self._act(y)), state
 
@@ -366,7 +382,8 @@ class ResidualBlock1D(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate, "causal": self.causal,
-                "negative_slope": self.negative_slope}
+                "negative_slope": self.negative_slope,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 @keras.saving.register_keras_serializable(package="layers")
@@ -383,6 +400,7 @@ class ResidualBlock2D(keras.layers.Layer):
         kernel_size: kernel size of both convolutions.
         negative_slope: LeakyReLU slope.
         instance_norm: normalise after each convolution.
+        kernel_initializer: initialiser of the convolution kernels.
         **kwargs: base `Layer` arguments.
 
     Returns:
@@ -394,19 +412,20 @@ class ResidualBlock2D(keras.layers.Layer):
     """
 
     def __init__(self, filters=None, kernel_size=3, negative_slope=0.2, instance_norm=False,
-                 **kwargs):
+                 kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.filters = None if filters is None else int(filters)
         self.kernel_size = kernel_size
         self.negative_slope = float(negative_slope)
         self.instance_norm = bool(instance_norm)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         c_in = input_shape[-1]
         f = self.filters or c_in
-        kw = dict(padding="same", dtype=self.dtype_policy)
-        self.conv1 = keras.layers.Conv2D(f, self.kernel_size, name="conv1", **kw)
-        self.conv2 = keras.layers.Conv2D(f, self.kernel_size, name="conv2", **kw)
+        kw = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.conv1 = keras.layers.Conv2D(f, self.kernel_size, padding="same", name="conv1", **kw)
+        self.conv2 = keras.layers.Conv2D(f, self.kernel_size, padding="same", name="conv2", **kw)
         self.conv1.build(input_shape)
         out_shape = tuple(input_shape[:-1]) + (f,)
         self.conv2.build(out_shape)
@@ -418,7 +437,7 @@ class ResidualBlock2D(keras.layers.Layer):
                 norm.build(out_shape)
         self.shortcut = None
         if f != c_in:
-            self.shortcut = keras.layers.Conv2D(f, 1, name="shortcut", dtype=self.dtype_policy)
+            self.shortcut = keras.layers.Conv2D(f, 1, name="shortcut", **kw)
             self.shortcut.build(input_shape)
 
     def call(self, inputs):
@@ -434,4 +453,5 @@ class ResidualBlock2D(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "negative_slope": self.negative_slope,
-                "instance_norm": self.instance_norm}
+                "instance_norm": self.instance_norm,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

@@ -8,6 +8,7 @@ from layers.spectral import stft_magnitude
 __all__ = [
     "gaussian_kl",
     "itakura_saito",
+    "itakura_saito_log",
     "gram_matrix",
     "style_loss",
     "content_loss",
@@ -68,6 +69,26 @@ def itakura_saito(x, v, eps=1e-10):
     """
     ratio = (x + eps) / (v + eps)
     return ratio - ops.log(ratio) - 1.0
+
+
+@keras.saving.register_keras_serializable(package="layers")
+def itakura_saito_log(log_x, log_v, max_log_ratio=30.0):
+    """Itakura-Saito divergence from natural logs: ``exp(r) - r - 1``, ``r = log_x - log_v``.
+
+    Equal to ``itakura_saito(exp(log_x), exp(log_v))`` but with no ``exp`` of the
+    variance, so a decoder predicting log-variances cannot overflow; ``r`` is
+    clipped to ``+-max_log_ratio`` (a ratio of e^30, far outside real spectra).
+
+    Args:
+        log_x: log observed power.
+        log_v: log model variance.
+        max_log_ratio: clip of the log ratio.
+
+    Returns:
+        A tensor with the shape of ``log_x``.
+    """
+    r = ops.clip(log_x - log_v, -max_log_ratio, max_log_ratio)
+    return ops.exp(r) - r - 1.0
 
 
 _register = keras.saving.register_keras_serializable(package="layers")
@@ -384,7 +405,10 @@ class MultiScaleSpectralLoss(_ConfigLoss):
 
 @_register
 def log_spectral_distance(x, y, n_fft, hop, eps=1e-10):
-    """Log-spectral distance in dB: ``mean_t sqrt(mean_f (10 log10((|X|^2 + eps) / (|Y|^2 + eps)))^2)``.
+    """Log-spectral distance in dB, averaged over frames.
+
+    ``LSD = mean_t sqrt(mean_f (10 log10((|X|^2 + eps) / (|Y|^2 + eps)))^2)``; the
+    mean square is floored before the root so gradients stay finite when ``x == y``.
 
     Args:
         x, y: waveforms ``[..., samples]``.

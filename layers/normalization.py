@@ -56,6 +56,7 @@ class _SpectralNormMixin:
             shape=(1, self._raw_kernel.shape[self._out_axis]),
             initializer=keras.initializers.RandomNormal(),
             trainable=False,
+            autocast=False,
         )
 
     @property
@@ -72,7 +73,7 @@ class _SpectralNormMixin:
 
     def _sigma(self, training):
         """Returns (sigma, u): sigma carries gradients to W only; u is the new vector."""
-        w = self._kernel_matrix(ops.convert_to_tensor(self._raw_kernel))
+        w = self._kernel_matrix(ops.cast(self._raw_kernel, self.sn_u.dtype))  # float32 math
         w_sg = ops.stop_gradient(w)
         # A fresh tensor: assigning the variable later never touches a tensor that
         # torch saved for backward (several calls in one backward pass stay valid).
@@ -87,13 +88,13 @@ class _SpectralNormMixin:
     def effective_kernel(self):
         """The kernel used at inference, `W / sigma(u)`, with the stored `u`."""
         sigma, _ = self._sigma(training=False)
-        return ops.convert_to_tensor(self._raw_kernel) / sigma
+        return ops.cast(self._raw_kernel, sigma.dtype) / sigma
 
     def call(self, inputs, training=None):
         sigma, u = self._sigma(bool(training))
         if training and self.power_iterations > 0:
             self.sn_u.assign(ops.cast(u, self.sn_u.dtype))
-        kernel = ops.cast(ops.convert_to_tensor(self._raw_kernel) / sigma, self.compute_dtype)
+        kernel = ops.cast(ops.cast(self._raw_kernel, sigma.dtype) / sigma, self.compute_dtype)
         return _bias_and_activation(self, self._apply_kernel(inputs, kernel))
 
     # Dense/Conv save only kernel and bias by position; save every variable (u too).
@@ -221,10 +222,13 @@ class InstanceNormalization(keras.layers.Layer):
         if len(input_shape) < 3:
             raise ValueError(f"InstanceNormalization needs rank >= 3 inputs, got {input_shape}.")
         channels = (input_shape[self.axis],)
-        self.gamma = (self.add_weight(name="gamma", shape=channels, initializer=self.gamma_initializer)
-                      if self.scale else None)
-        self.beta = (self.add_weight(name="beta", shape=channels, initializer=self.beta_initializer)
-                     if self.center else None)
+        self.gamma = self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight(name="gamma", shape=channels,
+                                         initializer=self.gamma_initializer)
+        if self.center:
+            self.beta = self.add_weight(name="beta", shape=channels,
+                                        initializer=self.beta_initializer)
 
     def call(self, inputs):
         rank = len(inputs.shape)

@@ -80,7 +80,7 @@ class VectorQuantizer(keras.layers.Layer):
     Euclidean distance). The output is `x + stop_gradient(q - x)`, so the encoder
     receives the decoder's gradient unchanged. The layer adds, via `add_loss`,
     `beta * mean((x - sg[q])^2)` (commitment) plus, unless `use_ema`,
-    `mean((sg[x] - q)^2)` (codebook loss).
+    `mean((sg[x] - q)^2)` (codebook loss), on every call (evaluation reports it too).
 
     With `use_ema=True` the codebook is non-trainable and follows exponential
     moving averages of the assigned counts `N_k` and sums `m_k` (VQ-VAE-2, Sonnet
@@ -94,7 +94,8 @@ class VectorQuantizer(keras.layers.Layer):
     both modes. With `dead_code_threshold > 0`, codes whose `N_k` falls below it
     are moved to random encoder outputs of the current batch (and get
     `N_k = threshold`). With `kmeans_init=True` the first training batch sets the
-    codebook by k-means++ seeding and `kmeans_iterations` Lloyd iterations. In the trainable (non-EMA) mode these writes go to a non-trainable
+    codebook by k-means++ seeding and `kmeans_iterations` Lloyd iterations.
+    In the trainable (non-EMA) mode these writes go to a non-trainable
     `code_shift` added to the trainable `codebook` (writes to trainable variables
     are lost under JAX's `fit()`); `codes` is always the effective codebook. All
     state is updated only when `training=True`.
@@ -140,24 +141,27 @@ class VectorQuantizer(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
+        # All variables are float32 even under mixed precision (autocast=False): the
+        # lookup and the statistics are computed in float32, the output cast back.
         if input_shape[-1] is not None and input_shape[-1] != self.code_dim:
-            raise ValueError(f"VectorQuantizer expects last axis {self.code_dim}, got {input_shape}.")
+            raise ValueError(
+                f"VectorQuantizer expects last axis {self.code_dim}, got {input_shape}.")
         shape = (self.num_codes, self.code_dim)
         init = keras.initializers.VarianceScaling(distribution="uniform", seed=self.seed)
         self.codebook = self.add_weight(name="codebook", shape=shape, initializer=init,
-                                        trainable=not self.use_ema)
+                                        trainable=not self.use_ema, autocast=False)
         self.cluster_size = self.add_weight(name="cluster_size", shape=(self.num_codes,),
-                                            initializer="ones", trainable=False)
+                                            initializer="ones", trainable=False, autocast=False)
         if self.use_ema:
             # The same seeded initialiser gives the same values: embed_sum = codebook.
             self.embed_sum = self.add_weight(name="embed_sum", shape=shape, trainable=False,
-                                             initializer=init)
+                                             initializer=init, autocast=False)
         else:
             self.code_shift = self.add_weight(name="code_shift", shape=shape, trainable=False,
-                                              initializer="zeros")
+                                              initializer="zeros", autocast=False)
         if self.kmeans_init:
             self.initialized = self.add_weight(name="initialized", shape=(), trainable=False,
-                                               initializer="zeros")
+                                               initializer="zeros", autocast=False)
 
     @property
     def codes(self):
@@ -192,7 +196,8 @@ class VectorQuantizer(keras.layers.Layer):
             if self.use_ema:  # restart the EMA statistics from the new codes (N = 1, m = e)
                 size = ops.convert_to_tensor(self.cluster_size)
                 self.cluster_size.assign(ops.where(fresh, ops.ones_like(size), size))
-                self.embed_sum.assign(ops.where(fresh, codes, ops.convert_to_tensor(self.embed_sum)))
+                embed = ops.convert_to_tensor(self.embed_sum)
+                self.embed_sum.assign(ops.where(fresh, codes, embed))
             self._set_codes(codes)
             self.initialized.assign(1.0)
             if not self.use_ema:  # keep gradients to the trainable codebook

@@ -47,8 +47,26 @@ def _cmd_train(args):
 
     result = train(args.model, args.data, steps=args.steps, epochs=args.epochs,
                    batch_size=args.batch_size, out=args.out, resume=args.resume, tiny=args.tiny,
-                   seed=args.seed, loader=args.loader)
+                   seed=args.seed, loader=args.loader, overrides=_parse_sets(args.set))
     print(f"trained to step {result.step}; run folder: {result.run_dir}")
+
+
+def _parse_sets(items):
+    """``["train.learning_rate=3e-4", ...]`` -> ``{"train": {"learning_rate": 0.0003}}``."""
+    from zoo.registry import tomllib
+
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ZooError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.learning_rate=3e-4")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value  # a bare string
+        out.setdefault(section, {})[name] = parsed
+    return out
 
 
 def _load_wave(path, model):
@@ -163,6 +181,9 @@ def build_parser():
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--tiny", action="store_true", help="the recipe's tiny settings (smoke test)")
     p.add_argument("--seed", type=int, help="data seed")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.learning_rate=3e-4 "
+                   "--set model_config.latent_dim=8 (repeatable)")
     p.add_argument("--loader", choices=["auto", "tf", "py"], default="auto",
                    help="tf.data or keras PyDataset batching")
     p.set_defaults(func=_cmd_train)

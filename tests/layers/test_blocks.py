@@ -9,17 +9,27 @@ from layers.blocks import (CausalConv1D, GatedMaskedConv2D, GaussianSampler, Mas
 from tests.layers._grad import grad
 
 RNG = np.random.default_rng(0)
+# Few distinct shapes (JAX compiles each eager op, and each initialiser, per shape):
+# 2-D inputs (5, 5, 4) with 4 or 8 filters; 1-D inputs (T, 2). Weights come from numpy.
+
+
+def _init(shape, dtype=None):
+    return RNG.normal(0.0, 0.5, size=shape).astype("float32")
+
+
+def _randomize(model):
+    model.set_weights([_init(w.shape) for w in model.get_weights()])
 
 
 def _np(x):
     return ops.convert_to_numpy(ops.stop_gradient(x))
 
 
-def _causal_conv_np(x, kernel, bias, stride=1, dilation=1):
-    """y[n] = sum_m x[n*stride - (k-1-m)*dilation] @ kernel[m] + bias (zeros before 0)."""
+def _causal_conv_np(x, kernel, bias, stride=1, dilation=1, pad=None):
+    """y[n] = sum_m xp[n*stride + m*dilation] @ kernel[m] + bias, xp = x zero-padded by
+    `pad` (default: (k-1)*dilation on the left, i.e. causal)."""
     k = kernel.shape[0]
-    pad = (k - 1) * dilation
-    xp = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
+    xp = np.pad(x, ((0, 0), pad or ((k - 1) * dilation, 0), (0, 0)))
     n_out = -(-x.shape[1] // stride)
     return np.stack([sum(xp[:, n * stride + m * dilation] @ kernel[m] for m in range(k))
                      for n in range(n_out)], axis=1) + bias
@@ -64,10 +74,10 @@ def _dependence(apply, shape):
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_masked_conv_is_causal_in_raster_order(mask_type):
-    init = keras.initializers.RandomNormal(seed=1)
+    init = _init
     first = MaskedConv2D(4, 3, mask_type=mask_type, kernel_initializer=init)
     second = MaskedConv2D(4, 3, mask_type="B", kernel_initializer=init)
-    dep = _dependence(lambda x: second(first(x)), (5, 5, 2))
+    dep = _dependence(lambda x: second(first(x)), (5, 5, 4))
     p, o = np.meshgrid(np.arange(25), np.arange(25), indexing="ij")
     allowed = p < o if mask_type == "A" else p <= o
     assert not dep[~allowed].any()
@@ -77,24 +87,30 @@ def test_masked_conv_is_causal_in_raster_order(mask_type):
 
 
 def test_gated_masked_conv_is_causal_without_blind_spot():
-    first, second = GatedMaskedConv2D(4, 3, "A"), GatedMaskedConv2D(4, 3, "B")
-    dep = _dependence(lambda x: second(first(x))[1], (6, 6, 2))
-    p, o = np.meshgrid(np.arange(36), np.arange(36), indexing="ij")
+    first = GatedMaskedConv2D(4, 3, "A", kernel_initializer=_init)
+    second = GatedMaskedConv2D(4, 3, "B", kernel_initializer=_init)
+    dep = _dependence(lambda x: second(first(x))[1], (5, 5, 4))
+    p, o = np.meshgrid(np.arange(25), np.arange(25), indexing="ij")
     assert not dep[p >= o].any()
-    out = 3 * 6 + 2  # (3, 2) sees (2, 3), (1, 4) above-right and (3, 1), (3, 0) on its left
-    assert all(dep[q, out] for q in (2 * 6 + 3, 1 * 6 + 4, 3 * 6 + 1, 3 * 6 + 0))
+    out = 3 * 5 + 2  # (3, 2) sees (2, 3), (1, 4) above-right and (3, 1), (3, 0) on its left
+    assert all(dep[q, out] for q in (2 * 5 + 3, 1 * 5 + 4, 3 * 5 + 1, 3 * 5 + 0))
 
 
 @pytest.mark.parametrize("kernel_size, strides, dilation", [(3, 1, 3), (4, 2, 1), (1, 2, 1)])
 def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
     layer = CausalConv1D(3, kernel_size, strides=strides, dilation_rate=dilation,
-                         bias_initializer="random_normal")
+                         kernel_initializer=_init, bias_initializer=_init)
     x = RNG.normal(size=(2, 48, 2)).astype("float32")
     y = _np(layer(x))
     kernel, bias = layer.get_weights()
     np.testing.assert_allclose(y, _causal_conv_np(x, kernel, bias, strides, dilation),
                                rtol=1e-5, atol=1e-5)
     assert tuple(layer.compute_output_shape((None, 48, 2))) == (None, 48 // strides, 3)
+    late = x.copy()
+    late[:, 20:] += 1.0  # outputs n with n * strides < 20 must not move; n * strides = 20 must
+    y_late = _np(layer(late))
+    np.testing.assert_array_equal(y_late[:, : 20 // strides], y[:, : 20 // strides])
+    assert not np.allclose(y_late[:, 20 // strides], y[:, 20 // strides])
 
     state, outs, start = layer.initial_state(2), [], 0
     for size in (8, 16, 2, 4, 18):
@@ -109,8 +125,8 @@ def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_residual_block_1d(causal):
-    block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal)
-    x = RNG.normal(size=(2, 32, 3)).astype("float32")
+    block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal, kernel_initializer=_init)
+    x = RNG.normal(size=(2, 32, 2)).astype("float32")
     y = _np(block(x))
     (k1, b1), (k2, b2) = block.conv.get_weights(), block.proj.get_weights()
     if causal:
@@ -121,24 +137,23 @@ def test_residual_block_1d(causal):
             out, state = block.stream(x[:, start:start + 8], state)
             outs.append(_np(out))
         np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
-    else:  # centred: the same dilated taps shifted by (k - 1) * d / 2
-        shifted = np.pad(_leaky(x), ((0, 0), (0, 2), (0, 0)))[:, 2:]
-        ref = x + _causal_conv_np(_leaky(_causal_conv_np(shifted, k1, b1, 1, 2)), k2, b2)
+    else:  # centred: (k - 1) * d / 2 zeros on each side
+        ref = x + _causal_conv_np(_leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2, (2, 2))), k2, b2)
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
         with pytest.raises(ValueError):
             block.initial_state(2)
 
 
 def test_residual_block_2d():
-    x = RNG.normal(size=(2, 6, 6, 3)).astype("float32")
-    block = ResidualBlock2D(instance_norm=True)
+    x = RNG.normal(size=(2, 5, 5, 4)).astype("float32")
+    block = ResidualBlock2D(instance_norm=True, kernel_initializer=_init)
     block(x)
     assert block.shortcut is None and len(block.norms) == 2
-    block.norms[1].set_weights([np.zeros(3, "float32"), np.zeros(3, "float32")])
+    block.norms[1].set_weights([np.zeros(4, "float32"), np.zeros(4, "float32")])
     np.testing.assert_allclose(_np(block(x)), x, atol=1e-6)  # branch off -> identity
-    wide = ResidualBlock2D(filters=5, negative_slope=0.0)
+    wide = ResidualBlock2D(filters=8, negative_slope=0.0, kernel_initializer=_init)
     y = _np(wide(x))
-    assert y.shape == (2, 6, 6, 5) and wide.shortcut is not None
+    assert y.shape == (2, 5, 5, 8) and wide.shortcut is not None
     wide.conv2.set_weights([np.zeros_like(w) for w in wide.conv2.get_weights()])
     k, b = wide.shortcut.get_weights()
     np.testing.assert_allclose(_np(wide(x)), x @ k[0, 0] + b, rtol=1e-5, atol=1e-5)
@@ -148,12 +163,16 @@ def test_residual_block_2d():
     "make, shapes",
     [
         (lambda: GaussianSampler(sample_at_inference=False, seed=1), [(3,), (3,)]),
-        (lambda: MaskedConv2D(4, 3, mask_type="A", use_bias=False), [(5, 5, 2)]),
-        (lambda: GatedMaskedConv2D(4, 3, "A"), [(5, 5, 2)]),
-        (lambda: CausalConv1D(4, 3, dilation_rate=2, activation="tanh"), [(16, 2)]),
-        (lambda: ResidualBlock1D(3, dilation_rate=3, causal=True), [(16, 2)]),
-        (lambda: ResidualBlock1D(5, negative_slope=0.1), [(16, 2)]),
-        (lambda: ResidualBlock2D(filters=4, instance_norm=True), [(5, 5, 2)]),
+        (lambda: MaskedConv2D(4, 3, mask_type="A", use_bias=False, kernel_initializer="zeros"),
+         [(5, 5, 4)]),
+        (lambda: GatedMaskedConv2D(4, 3, "A", kernel_initializer="zeros"), [(5, 5, 4)]),
+        (lambda: CausalConv1D(3, 3, dilation_rate=2, activation="tanh", kernel_initializer="zeros"),
+         [(16, 2)]),
+        (lambda: ResidualBlock1D(3, dilation_rate=3, causal=True, kernel_initializer="zeros"),
+         [(16, 2)]),
+        (lambda: ResidualBlock1D(3, negative_slope=0.1, kernel_initializer="zeros"), [(16, 2)]),
+        (lambda: ResidualBlock2D(filters=8, instance_norm=True, kernel_initializer="zeros"),
+         [(5, 5, 4)]),
     ],
 )
 def test_serialization_roundtrip(make, shapes, tmp_path):
@@ -165,6 +184,7 @@ def test_serialization_roundtrip(make, shapes, tmp_path):
     if len(inputs) == 1:
         inputs, xs = inputs[0], xs[0]
     model = keras.Model(inputs, layer(inputs))
+    _randomize(model)  # zeros-initialised (cheap on JAX), then weights a reload must restore
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)

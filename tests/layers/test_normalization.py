@@ -44,7 +44,7 @@ def _roundtrip(layer, x, tmp_path):
 
 
 def test_sn_dense_sigma_converges_and_inference_matches_numpy():
-    layer = SNDense(3)
+    layer = SNDense(3, kernel_initializer="zeros")  # weights set below (cheap init on JAX)
     layer.build((None, 5))
     w = _matrix_with_spectrum(5, 3, [3.0, 1.5, 0.5]).astype("float32")
     b = RNG.normal(size=3).astype("float32")
@@ -70,13 +70,14 @@ def test_sn_dense_sigma_converges_and_inference_matches_numpy():
     "cls, plain, shape, kwargs, out_axis",
     [
         (SNConv1D, keras.layers.Conv1D, (2, 9, 4), dict(filters=3, kernel_size=3), -1),
-        (SNConv2D, keras.layers.Conv2D, (2, 6, 6, 4), dict(filters=3, kernel_size=3, strides=2), -1),
+        (SNConv2D, keras.layers.Conv2D, (2, 6, 6, 4),
+         dict(filters=3, kernel_size=3, strides=2), -1),
         (SNConv2DTranspose, keras.layers.Conv2DTranspose, (2, 4, 4, 4),
          dict(filters=3, kernel_size=3, strides=2, padding="same"), -2),
     ],
 )
 def test_sn_conv_effective_kernel(cls, plain, shape, kwargs, out_axis):
-    layer = cls(**kwargs)
+    layer = cls(**kwargs, kernel_initializer="zeros")
     layer.build(shape)
     kshape = tuple(layer.get_weights()[0].shape)
     out = kshape[out_axis]
@@ -97,7 +98,7 @@ def test_sn_conv_effective_kernel(cls, plain, shape, kwargs, out_axis):
     sigma = _np_sigma(_to_matrix(kernel, out_axis), _np(layer.sn_u))
     effective = kernel / sigma
     assert abs(np.linalg.svd(_to_matrix(effective, out_axis), compute_uv=False)[0] - 1) < 0.02
-    ref = plain(**kwargs)
+    ref = plain(**kwargs, kernel_initializer="zeros")
     ref.build(shape)
     ref.set_weights([effective, bias])
     np.testing.assert_allclose(_np(layer(x)), _np(ref(x)), rtol=1e-5, atol=1e-5)
@@ -105,8 +106,8 @@ def test_sn_conv_effective_kernel(cls, plain, shape, kwargs, out_axis):
 
 def test_sn_dense_in_fit_updates_u_and_converges():
     inputs = keras.Input((5,))
-    sn = SNDense(3, name="sn")
-    model = keras.Model(inputs, keras.layers.Dense(1)(sn(inputs)))
+    sn = SNDense(3, name="sn", kernel_initializer="zeros")
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones")(sn(inputs)))
     w = _matrix_with_spectrum(5, 3, [3.0, 1.5, 0.5]).astype("float32")
     sn.set_weights([w, np.zeros(3, "float32"), _np(sn.sn_u)])
     u0 = _np(sn.sn_u).copy()
@@ -121,8 +122,11 @@ def test_sn_dense_in_fit_updates_u_and_converges():
 
 def test_sn_called_twice_in_one_backward_pass():
     """Two training calls in one graph (e.g. a discriminator on real and fake)."""
-    layer = SNDense(2)
-    x = RNG.normal(size=(3, 4)).astype("float32")
+    layer = SNDense(3, kernel_initializer="zeros")
+    x = RNG.normal(size=(4, 5)).astype("float32")
+    layer.build(x.shape)
+    layer.set_weights([RNG.normal(size=(5, 3)).astype("float32"), np.zeros(3, "float32"),
+                       _np(layer.sn_u)])
     for _ in range(30):
         layer(x, training=True)
     g = grad(lambda t: layer(t, training=True) + layer(2.0 * t, training=True), x)
@@ -152,16 +156,19 @@ def test_instance_norm_matches_numpy(shape, axis):
 @pytest.mark.parametrize(
     "layer, shape",
     [
-        (lambda: SNDense(3, power_iterations=2, activation="tanh"), (2, 5)),
-        (lambda: SNConv1D(3, 3, padding="same"), (2, 8, 2)),
-        (lambda: SNConv2D(3, 3, use_bias=False), (2, 5, 5, 2)),
-        (lambda: SNConv2DTranspose(3, 2, strides=2), (2, 3, 3, 2)),
+        (lambda: SNDense(3, power_iterations=2, activation="tanh", kernel_initializer="zeros"),
+         (2, 5)),
+        (lambda: SNConv1D(3, 3, padding="same", kernel_initializer="zeros"), (2, 8, 2)),
+        (lambda: SNConv2D(3, 3, use_bias=False, kernel_initializer="zeros"), (2, 5, 5, 2)),
+        (lambda: SNConv2DTranspose(3, 2, strides=2, kernel_initializer="zeros"), (2, 3, 3, 2)),
         (lambda: InstanceNormalization(epsilon=1e-3), (2, 5, 5, 2)),
     ],
 )
 def test_serialization_roundtrip(layer, shape, tmp_path):
     layer = layer()
     x = RNG.normal(size=shape).astype("float32")
+    layer.build(shape)  # zeros-initialised (cheap on JAX), then weights a reload must restore
+    layer.set_weights([RNG.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
     for _ in range(3):
         layer(x, training=True)
     _roundtrip(layer, x, tmp_path)

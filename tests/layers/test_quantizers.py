@@ -8,6 +8,8 @@ from tests.layers._grad import grad
 from layers.quantizers import ResidualVectorQuantizer, VectorQuantizer, code_statistics
 
 RNG = np.random.default_rng(0)
+# One codebook size and input size throughout: JAX compiles each eager op per shape.
+K, D, SHAPE = 8, 3, (2, 8, 3)
 
 
 def _np(x):
@@ -19,9 +21,9 @@ def _brute_force(x, codes):
     return d.argmin(-1)
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 4), (2, 3, 3, 4)])
+@pytest.mark.parametrize("shape", [SHAPE, (2, 2, 4, D)])
 def test_lookup_matches_brute_force_and_losses(shape):
-    vq = VectorQuantizer(16, 4, beta=0.25, seed=1)
+    vq = VectorQuantizer(K, D, beta=0.25, seed=1)
     x = RNG.normal(size=shape).astype("float32")
     q, idx = vq(x)
     codes = _np(vq.codes)
@@ -34,8 +36,8 @@ def test_lookup_matches_brute_force_and_losses(shape):
 
 
 def test_straight_through_gradient():
-    vq = VectorQuantizer(8, 3, beta=0.5, seed=2)
-    x = RNG.normal(size=(2, 6, 3)).astype("float32")
+    vq = VectorQuantizer(K, D, beta=0.5, seed=2)
+    x = RNG.normal(size=SHAPE).astype("float32")
     up = RNG.normal(size=x.shape).astype("float32")
     vq(x)
     q = _np(vq.codes)[_brute_force(x, _np(vq.codes))]
@@ -52,9 +54,9 @@ def test_straight_through_gradient():
 
 
 def test_ema_update_matches_numpy():
-    d, eps, k = 0.9, 1e-5, 8
-    vq = VectorQuantizer(k, 3, use_ema=True, ema_decay=d, epsilon=eps, seed=3)
-    x = RNG.normal(size=(4, 5, 3)).astype("float32")
+    d, eps, k = 0.9, 1e-5, K
+    vq = VectorQuantizer(k, D, use_ema=True, ema_decay=d, epsilon=eps, seed=3)
+    x = RNG.normal(size=SHAPE).astype("float32")
     vq.build(x.shape)
     assert not vq.codebook.trainable and len(vq.trainable_weights) == 0
     codes, size, embed = _np(vq.codebook), _np(vq.cluster_size), _np(vq.embed_sum)
@@ -78,8 +80,8 @@ def test_ema_update_matches_numpy():
 
 
 def test_inference_leaves_state_alone():
-    vq = VectorQuantizer(8, 3, use_ema=True, dead_code_threshold=1.0, kmeans_init=True, seed=4)
-    x = RNG.normal(size=(2, 5, 3)).astype("float32")
+    vq = VectorQuantizer(K, D, use_ema=True, dead_code_threshold=1.0, kmeans_init=True, seed=4)
+    x = RNG.normal(size=SHAPE).astype("float32")
     vq(x)
     before = [_np(w).copy() for w in vq.weights]
     vq(x, training=False)
@@ -89,27 +91,29 @@ def test_inference_leaves_state_alone():
 
 @pytest.mark.parametrize("use_ema", [True, False])
 def test_dead_codes_restart_from_batch(use_ema):
-    vq = VectorQuantizer(8, 2, use_ema=use_ema, dead_code_threshold=1.0, seed=5)
-    x = (np.array([20.0, 20.0]) + 0.1 * RNG.normal(size=(16, 2))).astype("float32")
+    vq = VectorQuantizer(K, D, use_ema=use_ema, dead_code_threshold=1.0, seed=5)
+    x = (20.0 + 0.1 * RNG.normal(size=SHAPE)).astype("float32")
     vq.build(x.shape)
     used = _brute_force(x, _np(vq.codes))
-    dead = ~np.isin(np.arange(8), used)
+    dead = ~np.isin(np.arange(K), used)
     assert dead.sum() >= 4  # the batch sits far from the initial codes
     vq(x, training=True)
     codes, size = _np(vq.codes), _np(vq.cluster_size)
-    dist = np.sqrt(((codes[dead][:, None] - x[None]) ** 2).sum(-1)).min(1)
+    flat = x.reshape(-1, D)
+    dist = np.sqrt(((codes[dead][:, None] - flat[None]) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(dist, 0.0, atol=1e-5)  # each dead code is a batch vector
     np.testing.assert_allclose(size[dead], 1.0)
-    counts = np.bincount(used, minlength=8)
+    counts = np.bincount(used.reshape(-1), minlength=K)
     np.testing.assert_allclose(size[~dead], 0.99 + 0.01 * counts[~dead], rtol=1e-6)
 
 
 @pytest.mark.parametrize("use_ema", [False, True])
 def test_kmeans_init_moves_codes_onto_data(use_ema):
-    centres = np.array([[8.0, 8.0], [-8.0, 8.0], [8.0, -8.0], [-8.0, -8.0]])
-    x = (centres[RNG.integers(0, 4, 64)] + 0.3 * RNG.normal(size=(64, 2))).astype("float32")
-    x = x.reshape(2, 32, 2)
-    vq = VectorQuantizer(4, 2, use_ema=use_ema, kmeans_init=True, seed=6)
+    # K well separated clusters (cube corners), two points each, in shuffled order.
+    centres = 8.0 * np.array([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(K)]) - 4.0
+    x = centres[RNG.permutation(np.arange(16) % K)] + 0.1 * RNG.normal(size=(16, D))
+    x = x.reshape(SHAPE).astype("float32")
+    vq = VectorQuantizer(K, D, use_ema=use_ema, kmeans_init=True, seed=6)
     vq.build(x.shape)
     err0 = ((x - _np(vq(x)[0])) ** 2).mean()
     assert float(_np(vq.initialized)) == 0.0
@@ -119,7 +123,7 @@ def test_kmeans_init_moves_codes_onto_data(use_ema):
     q, idx = (_np(t) for t in vq(x))
     assert ((x - q) ** 2).mean() < 0.01 * err0  # k-means++ finds the four clusters
     if not use_ema:  # Lloyd fixed point: each code is the mean of its cluster
-        flat, idx = x.reshape(-1, 2), idx.reshape(-1)
+        flat, idx = x.reshape(-1, D), idx.reshape(-1)
         for k in np.unique(idx):
             np.testing.assert_allclose(codes[k], flat[idx == k].mean(0), atol=1e-4)
         vq(x + 1.0, training=True)  # initialised once only
@@ -127,11 +131,11 @@ def test_kmeans_init_moves_codes_onto_data(use_ema):
 
 
 def test_residual_vq_reduces_error_and_is_straight_through():
-    x = RNG.normal(size=(4, 16, 3)).astype("float32")
-    rvq = ResidualVectorQuantizer(3, 8, 3, kmeans_init=True, seed=7)
+    x = RNG.normal(size=SHAPE).astype("float32")
+    rvq = ResidualVectorQuantizer(3, K, D, kmeans_init=True, seed=7)
     rvq(x, training=True)
     q, idx = (_np(t) for t in rvq(x))
-    assert idx.shape == (4, 16, 3)
+    assert idx.shape == SHAPE[:-1] + (3,)
     residual, errors = x, []
     for s, stage in enumerate(rvq.stages):
         codes = _np(stage.codes)
@@ -142,7 +146,8 @@ def test_residual_vq_reduces_error_and_is_straight_through():
     np.testing.assert_allclose(q, x - residual, atol=1e-5)
     assert errors[2] < errors[1] < errors[0] < (x ** 2).mean()
     up = RNG.normal(size=x.shape).astype("float32")
-    np.testing.assert_allclose(grad(lambda t: ops.multiply(rvq(t)[0], up), x), up, rtol=1e-6, atol=1e-6)
+    g = grad(lambda t: ops.multiply(rvq(t)[0], up), x)
+    np.testing.assert_allclose(g, up, rtol=1e-6, atol=1e-6)
     stats = rvq.code_statistics(idx)
     assert tuple(stats["perplexity"].shape) == (3,)
 
@@ -156,21 +161,21 @@ def test_code_statistics_match_numpy():
                                rtol=1e-5)
     np.testing.assert_allclose(float(_np(stats["usage"])), 4 / 8)
     np.testing.assert_array_equal(_np(stats["counts"]), counts)
-    vq = VectorQuantizer(8, 2)
+    vq = VectorQuantizer(K, D)
     np.testing.assert_allclose(_np(vq.code_statistics(idx)["perplexity"]),
                                _np(stats["perplexity"]))
 
 
 def test_ema_kmeans_dead_codes_under_fit():
     """All state updates survive the compiled train step (JAX stateless path, tf.function)."""
-    inputs = keras.Input((6, 3))
-    vq = VectorQuantizer(8, 3, use_ema=True, dead_code_threshold=1.0, kmeans_init=True, seed=8)
-    q, _ = vq(keras.layers.Dense(3)(inputs))
+    inputs = keras.Input(SHAPE[1:])
+    vq = VectorQuantizer(K, D, use_ema=True, dead_code_threshold=1.0, kmeans_init=True, seed=8)
+    q, _ = vq(keras.layers.Dense(D)(inputs))
     model = keras.Model(inputs, q)
     model.compile(optimizer="adam", loss="mse")
-    x = RNG.normal(size=(16, 6, 3)).astype("float32")
+    x = RNG.normal(size=(4,) + SHAPE[1:]).astype("float32")
     size0, codes0 = _np(vq.cluster_size).copy(), _np(vq.codebook).copy()
-    model.fit(x, x, batch_size=8, epochs=1, verbose=0)
+    model.fit(x, x, batch_size=2, epochs=1, verbose=0)
     assert float(_np(vq.initialized)) == 1.0
     assert not np.allclose(_np(vq.cluster_size), size0)
     assert not np.allclose(_np(vq.codebook), codes0)
@@ -180,15 +185,15 @@ def test_ema_kmeans_dead_codes_under_fit():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: VectorQuantizer(8, 3, beta=0.5, seed=1),
-        lambda: VectorQuantizer(8, 3, use_ema=True, dead_code_threshold=1.0, kmeans_init=True,
+        lambda: VectorQuantizer(K, D, beta=0.5, seed=1),
+        lambda: VectorQuantizer(K, D, use_ema=True, dead_code_threshold=1.0, kmeans_init=True,
                                 kmeans_iterations=3, seed=2),
-        lambda: ResidualVectorQuantizer(2, 8, 3, use_ema=True, kmeans_init=True, seed=3),
+        lambda: ResidualVectorQuantizer(2, K, D, use_ema=True, kmeans_init=True, seed=3),
     ],
 )
 def test_serialization_roundtrip(make, tmp_path):
     layer = make()
-    x = RNG.normal(size=(2, 5, 3)).astype("float32")
+    x = RNG.normal(size=SHAPE).astype("float32")
     for _ in range(3):
         layer(x, training=True)
     clone = type(layer).from_config(layer.get_config())

@@ -5,9 +5,11 @@ channels, ``2 ** num_downsamples`` frames per latent vector) -> Gaussian posteri
 transposed-convolution decoder -> likelihood:
 
 * ``likelihood="gaussian"``: N(x; mu, scale^2) on normalised log-mel features.
-* ``likelihood="itakura_saito"``: the decoder outputs the log-variance of a zero-mean
-  complex Gaussian per mel bin; the negative log-likelihood of the power mel is the
-  Itakura-Saito divergence (Fevotte et al.), as in the source-filter VAE.
+* ``likelihood="itakura_saito"``: the decoder output, read on the same normalised
+  log scale as the features, is the variance of a zero-mean complex Gaussian per mel
+  bin; the negative log-likelihood of the power mel is then the Itakura-Saito
+  divergence (Fevotte et al.), as in the source-filter VAE. It is computed in the log
+  domain so no ``exp`` can overflow.
 
 The ELBO weight on the KL term warms up linearly from 0 to ``beta`` over
 ``kl_warmup_steps`` training steps (counted by a non-trainable variable, so it is
@@ -21,7 +23,7 @@ import numpy as np
 from keras import layers as kl
 from keras import ops
 
-from layers import gaussian_kl, itakura_saito
+from layers import gaussian_kl, itakura_saito_log
 from zoo.models.spectral import SpectralFrontEnd
 
 
@@ -143,8 +145,6 @@ class SpectrogramVAE(keras.Model):
         return self.output_to_waveform(decoded, length)
 
     def output_to_waveform(self, decoded, length=None):
-        if self.likelihood == "itakura_saito":
-            return self.frontend.power_mel_to_waveform(ops.exp(decoded), length)
         return self.frontend.to_waveform(decoded, length)
 
     def reconstruct(self, waveform):
@@ -227,8 +227,9 @@ class SpectrogramVAE(keras.Model):
             nll = ops.sum(ops.square(features - decoded)) / (2.0 * self.gaussian_scale ** 2)
             mse = ops.mean(ops.square(features - decoded))
         else:
-            nll = ops.sum(itakura_saito(y_pred["power_mel"], ops.exp(decoded)))
-            mse = ops.mean(ops.square(features - self.frontend.normalized_log(ops.exp(decoded))))
+            log_variance = self.frontend.normalize.inverse(decoded) * (np.log(10.0) / 10.0)
+            nll = ops.sum(itakura_saito_log(ops.log(y_pred["power_mel"] + 1e-10), log_variance))
+            mse = ops.mean(ops.square(features - decoded))
         reconstruction = nll / frames
         kl = ops.sum(gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])) / frames
         self.reconstruction_tracker.update_state(reconstruction)

@@ -79,7 +79,7 @@ def _default_run_dir(name):
 
 def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out=None,
           resume=False, tiny=False, seed=None, callbacks=(), verbose=1, loader="auto",
-          samples=True, model_overrides=None):
+          samples=True, overrides=None):
     """Train a model from its recipe (or resume a run).
 
     Args:
@@ -97,7 +97,10 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         verbose: Keras progress bar (1), one line per epoch (2) or silent (0).
         loader: ``"auto"``, ``"tf"`` (tf.data) or ``"py"`` (``keras.utils.PyDataset``).
         samples: write audio + PNG examples each epoch.
-        model_overrides: constructor arguments replacing the recipe's.
+        overrides: recipe values to replace, by section, e.g.
+            ``{"train": {"learning_rate": 3e-4}, "model_config": {"latent_dim": 8}}``
+            (``zoo train --set train.learning_rate=3e-4``). When resuming, only
+            ``train`` and ``data`` values may change.
 
     Returns:
         A :class:`TrainResult`.
@@ -115,6 +118,8 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         if state is None or not (run_dir / registry.RUN_CHECKPOINT).is_file():
             raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras/state.json)")
         recipe = registry.run_recipe(run_dir)
+        if overrides and set(overrides) - {"train", "data"}:
+            raise ZooError("a resumed run keeps its model; only train.* and data.* can change")
         model = registry.load_saved(run_dir / registry.RUN_CHECKPOINT)
         start = int(state["step"])
     else:
@@ -125,10 +130,12 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         if (run_dir / registry.RUN_CHECKPOINT).exists() or (run_dir / registry.RUN_FINAL).exists():
             raise ZooError(f"{run_dir} already holds a run; use --resume to continue it or "
                            "choose another --out")
-        if model_overrides:
-            recipe["model_config"].update(model_overrides)
         model = None
         start = 0
+    for section, values in (overrides or {}).items():
+        if section not in ("model_config", "data", "train"):
+            raise ZooError(f"unknown recipe section {section!r} (model_config, data, train)")
+        recipe[section].update(values)
     train_cfg, data_cfg = recipe["train"], recipe["data"]
     if batch_size:
         train_cfg["batch_size"] = int(batch_size)
@@ -152,6 +159,7 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         val_fraction=float(data_cfg.get("val_fraction", 0.1)), seed=int(data_cfg.get("seed", 0)),
         progress=verbose > 0)
     if model is None:
+        keras.utils.set_random_seed(int(data_cfg.get("seed", 0)))  # reproducible initialisation
         model = registry.build(recipe)
         compile_model(model, train_cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +187,7 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
                          steps_per_epoch=seg_spe, validation_data=val_data,
                          validation_steps=val_steps if has_val else None,
-                         callbacks=cbs, verbose=verbose)
+                         callbacks=cbs, verbose=verbose, shuffle=False)
         for key, values in hist.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         if checkpoint.diverged:

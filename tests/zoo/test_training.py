@@ -1,0 +1,114 @@
+"""zoo train: checkpoints, resume, divergence, run folders, both data loaders."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import registry
+from zoo.errors import TrainingDiverged, ZooError
+from zoo.training.trainer import _segments, train
+
+FAST = {"train": {"validation_steps": 1}}
+
+
+def weights(model):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.weights]
+
+
+def test_segments_cover_steps_once():
+    assert _segments(0, 6, 2) == [(0, 6, 0, 3, 2)]
+    assert _segments(3, 9, 2) == [(3, 1, 1, 2, 1), (4, 4, 2, 4, 2), (8, 1, 4, 5, 1)]
+    for start, total, spe in [(0, 7, 3), (5, 23, 4), (4, 5, 10)]:
+        steps = [s for seg in _segments(start, total, spe) for s in range(seg[0], seg[0] + seg[1])]
+        assert steps == list(range(start, total))
+
+
+def test_run_folder_contents(tmp_path):
+    result = train("vae", tiny=True, out=tmp_path / "run", verbose=0, overrides=FAST)
+    run = result.run_dir
+    for name in ("recipe.json", "checkpoint.keras", "state.json", "model.keras", "history.csv"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "state.json").read_text())["step"] == 4
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001", "epoch_002"]
+    epoch = run / "samples" / "epoch_002"
+    assert (epoch / "spectrogram_0.png").stat().st_size > 1000
+    assert {p.name for p in epoch.glob("*.wav")} >= {"input_0.wav", "reconstruction_0.wav"}
+    if keras.backend.backend() == "tensorflow" or _has_tf():
+        assert any((run / "logs").rglob("events.out.tfevents*"))
+    reloaded = registry.load_saved(run)
+    for a, b in zip(weights(result.model), weights(reloaded)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _has_tf():
+    try:
+        import tensorflow  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.mark.parametrize("model_name", ["ae", "vae"])
+def test_resume_continues_from_the_same_step(tmp_path, model_name):
+    """4 steps + resume to 8 == 8 uninterrupted steps: same data, same optimizer state."""
+    straight = train(model_name, tiny=True, steps=8, out=tmp_path / "straight", verbose=0,
+                     samples=False, overrides=FAST)
+    train(model_name, tiny=True, steps=3, out=tmp_path / "split", verbose=0, samples=False,
+          overrides=FAST)
+    resumed = train(out=tmp_path / "split", resume=True, steps=8, verbose=0, samples=False)
+    assert int(keras.ops.convert_to_numpy(resumed.model.optimizer.iterations)) == 8
+    assert json.loads((tmp_path / "split" / "state.json").read_text())["step"] == 8
+    for a, b in zip(weights(straight.model), weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.seen == 2:  # after the checkpoint at step 2, poison the weights
+                var = self.model.decoder.trainable_weights[0]
+                var.assign(keras.ops.full(var.shape, float("nan")))
+            self.seen += 1
+
+    poison = Poison()
+    poison.seen = 0
+    with pytest.raises(TrainingDiverged, match=r"step \d.*last good checkpoint.*step 2"):
+        train("vae", tiny=True, steps=6, out=tmp_path / "run", verbose=0, samples=False,
+              callbacks=[poison], overrides=FAST)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["step"] == 2
+    model = registry.load_saved(tmp_path / "run" / "checkpoint.keras")
+    assert all(np.all(np.isfinite(w)) for w in weights(model))
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    train("vae", tiny=True, steps=2, out=tmp_path / "run", verbose=0, samples=False, overrides=FAST)
+    before = (tmp_path / "run" / "checkpoint.keras").read_bytes()
+    with pytest.raises(ZooError, match="already holds a run"):
+        train("vae", tiny=True, steps=2, out=tmp_path / "run", verbose=0)
+    assert (tmp_path / "run" / "checkpoint.keras").read_bytes() == before
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ZooError, match="nothing to resume"):
+        train(out=tmp_path / "empty", resume=True)
+
+
+def test_unknown_names_and_bad_overrides(tmp_path):
+    with pytest.raises(ZooError, match="unknown recipe"):
+        train("no_such_model", out=tmp_path / "a")
+    with pytest.raises(ZooError, match="bad model option"):
+        train("vae", tiny=True, out=tmp_path / "b", overrides={"model_config": {"nope": 1}})
+    with pytest.raises(ZooError, match="No such|not found|does not exist|missing"):
+        train("vae", tiny=True, data=tmp_path / "missing_folder", out=tmp_path / "c")
+
+
+def test_tf_data_and_pydataset_loaders_train_identically(tmp_path):
+    pytest.importorskip("tensorflow")
+    a = train("ae", tiny=True, steps=2, out=tmp_path / "tf", verbose=0, samples=False,
+              loader="tf", overrides=FAST)
+    b = train("ae", tiny=True, steps=2, out=tmp_path / "py", verbose=0, samples=False,
+              loader="py", overrides=FAST)
+    for x, y in zip(weights(a.model), weights(b.model)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)

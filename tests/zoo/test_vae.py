@@ -1,0 +1,105 @@
+"""The spectrogram AE/VAE: it learns, round-trips through .keras, samples and interpolates."""
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import zoo
+from zoo.data import load_dataset
+from zoo.training.trainer import train
+
+LEARN = {"train": {"steps_per_epoch": 100, "batch_size": 8, "learning_rate": 2e-3,
+                   "validation_steps": 1}, "model_config": {"channels": 64}}
+
+
+def feature_mse_vs_mean_baseline(model, dataset, n=16):
+    """Validation reconstruction MSE (normalised log-mel) and that of predicting the mean
+    training spectrum for every frame (the trivial baseline)."""
+    train_clips = dataset.clips(n, split="train", seed=1)
+    val_clips = dataset.clips(n, split="val", seed=2)
+    fe = model.frontend
+    mean_spectrum = ops.convert_to_numpy(fe(train_clips)).mean(axis=(0, 1))
+    val_features = ops.convert_to_numpy(fe(val_clips))
+    out = model(val_clips, training=False)
+    decoded = ops.convert_to_numpy(out["decoded"])
+    return (float(np.mean((decoded - val_features) ** 2)),
+            float(np.mean((mean_spectrum - val_features) ** 2)))
+
+
+@pytest.mark.parametrize("recipe", ["vae", "vae_vowels"])
+def test_vae_learns_on_builtin_data(tmp_path, recipe):
+    result = train(recipe, tiny=True, steps=300, out=tmp_path / "run", verbose=0, samples=False,
+                   overrides=LEARN)
+    model = result.model
+    dataset = load_dataset(result_recipe_source(tmp_path / "run"), model.sample_rate, 4096,
+                           progress=False)
+    mse, baseline = feature_mse_vs_mean_baseline(model, dataset)
+    assert mse < 0.5 * baseline, (mse, baseline)
+    assert result.history["loss"][-1] < 0.5 * result.history["loss"][0]
+
+
+def result_recipe_source(run_dir):
+    from zoo.registry import run_recipe
+
+    return run_recipe(run_dir)["data"]["source"]
+
+
+def test_keras_round_trip_is_exact(tmp_path):
+    model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, griffin_lim_iters=2)
+    x = np.random.default_rng(0).standard_normal((2, 4096)).astype("float32") * 0.1
+    path = tmp_path / "vae.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.get_config() == model.get_config()
+    for key in ("features", "decoded", "z_mean", "z_log_var"):
+        np.testing.assert_array_equal(ops.convert_to_numpy(model(x)[key]),
+                                      ops.convert_to_numpy(restored(x)[key]))
+
+
+def test_config_is_constructor_arguments():
+    import inspect
+
+    from zoo.models.vae import SpectrogramVAE
+
+    model = zoo.load("ae", channels=16, latent_dim=4)
+    config = model.get_config()
+    params = set(inspect.signature(SpectrogramVAE.__init__).parameters) - {"self", "kwargs"}
+    assert params <= set(config)
+    assert config["variational"] is False and config["channels"] == 16
+
+
+def test_inference_shapes_any_length():
+    model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, griffin_lim_iters=2)
+    for n in (100, 4095, 6001):
+        x = np.zeros((2, n), "float32")
+        assert tuple(model.reconstruct(x).shape) == (2, n)
+    z = model.encode(np.zeros((1, 8192), "float32"))
+    assert tuple(z.shape) == (1, 17, 4)  # 65 frames -> ceil(65 / 4) latent frames
+    assert tuple(model.decode(z, length=8192).shape) == (1, 8192)
+    assert tuple(model.sample(3, 5000, seed=1).shape) == (3, 5000)
+    a = np.sin(np.arange(4096) * 0.05).astype("float32")
+    path = ops.convert_to_numpy(model.interpolate(a, -a, steps=4))
+    assert path.shape == (4, 4096)
+
+
+def test_prior_sampling_is_seeded():
+    model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, griffin_lim_iters=2)
+    a = ops.convert_to_numpy(model.sample(2, 4096, seed=3))
+    b = ops.convert_to_numpy(model.sample(2, 4096, seed=3))
+    c = ops.convert_to_numpy(model.sample(2, 4096, seed=4))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-4
+
+
+def test_kl_warmup_ramps_linearly():
+    model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, beta=2.0, kl_warmup_steps=10)
+    model.train_steps.assign(5.0)
+    assert float(ops.convert_to_numpy(model.kl_weight())) == pytest.approx(1.0)
+    model.train_steps.assign(50.0)
+    assert float(ops.convert_to_numpy(model.kl_weight())) == pytest.approx(2.0)
+    assert float(ops.convert_to_numpy(zoo.load("ae").kl_weight())) == 0.0
+
+
+def test_bad_likelihood_is_rejected():
+    with pytest.raises(ValueError, match="likelihood"):
+        zoo.load("vae", likelihood="laplace")
