@@ -76,7 +76,7 @@ class GaussianSampler(keras.layers.Layer):
                 "seed": self.seed}
 
 
-def pixelcnn_mask(kernel_size, mask_type):
+def _pixelcnn_mask(kernel_size, mask_type):
     """The PixelCNN spatial mask `[kh, kw, 1, 1]` (odd sizes): rows above the
     centre and pixels left of it; the centre too for mask 'B'."""
     kh, kw = kernel_size
@@ -127,7 +127,7 @@ class MaskedConv2D(keras.layers.Conv2D):
         _check_mask_args(kernel_size, mask_type, kwargs)
         super().__init__(filters, kernel_size, padding="same", **kwargs)
         self.mask_type = mask_type
-        self.kernel_mask = pixelcnn_mask(self.kernel_size, mask_type)
+        self.kernel_mask = _pixelcnn_mask(self.kernel_size, mask_type)
 
     def call(self, inputs):
         kernel = self.kernel * ops.convert_to_tensor(self.kernel_mask, dtype=self.kernel.dtype)

@@ -24,11 +24,12 @@ from keras import layers as kl
 from keras import ops
 
 from layers import gaussian_kl, itakura_saito_log
+from zoo.models.base import ZooModel
 from zoo.models.spectral import SpectralFrontEnd
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class SpectrogramVAE(keras.Model):
+class SpectrogramVAE(ZooModel):
     """Spectrogram (variational) autoencoder that takes and returns waveforms.
 
     Args:
