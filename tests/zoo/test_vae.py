@@ -8,7 +8,7 @@ import zoo
 from zoo.data import load_dataset
 from zoo.training.trainer import train
 
-LEARN = {"train": {"steps_per_epoch": 100, "batch_size": 8, "learning_rate": 2e-3,
+LEARN = {"train": {"steps_per_epoch": 100, "batch_size": 16, "learning_rate": 2e-3,
                    "validation_steps": 1}, "model_config": {"channels": 64}}
 
 
@@ -28,7 +28,7 @@ def feature_mse_vs_mean_baseline(model, dataset, n=16):
 
 @pytest.mark.parametrize("recipe", ["vae", "vae_vowels"])
 def test_vae_learns_on_builtin_data(tmp_path, recipe):
-    result = train(recipe, tiny=True, steps=300, out=tmp_path / "run", verbose=0, samples=False,
+    result = train(recipe, tiny=True, steps=400, out=tmp_path / "run", verbose=0, samples=False,
                    overrides=LEARN)
     model = result.model
     dataset = load_dataset(result_recipe_source(tmp_path / "run"), model.sample_rate, 4096,
