@@ -33,46 +33,9 @@ from scipy import signal  # noqa: E402
 
 from layers.losses import multiscale_spectral_distance  # noqa: E402
 from layers.pqmf import PQMF  # noqa: E402
+from benchmarks._common import BACKEND, block, compiled, median_time, no_grad  # noqa: E402,F401
 
-BACKEND = keras.backend.backend()
-
-
-def _block(x):
-    """Wait for the result (JAX dispatches asynchronously) and return it as numpy."""
-    return ops.convert_to_numpy(x)
-
-
-def compiled(fn):
-    """The backend's graph compiler around a pure tensor function (none for torch)."""
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, reduce_retracing=True)
-    return None
-
-
-def no_grad():
-    if BACKEND == "torch":
-        import torch
-
-        return torch.no_grad()
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
-def median_time(fn, runs):
-    fn()  # warm-up (and compilation)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+_block = block
 
 
 def scipy_analysis(pq, x):

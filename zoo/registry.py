@@ -106,7 +106,7 @@ def build(recipe, **overrides):
     config = {**recipe["model_config"], **overrides}
     try:
         model = cls(**config)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ZooError(f"{recipe['model']}: bad model option: {err}") from None
     model.build()
     return model

@@ -37,3 +37,14 @@ def test_itakura_saito_log_is_finite_for_extreme_inputs():
     out = ops.convert_to_numpy(itakura_saito_log(np.array([80.0, -80.0], "float32"),
                                                  np.array([-80.0, 80.0], "float32")))
     assert np.all(np.isfinite(out))
+
+
+def test_itakura_saito_log_keeps_a_gradient_everywhere():
+    from tests.layers._grad import grad
+
+    log_x = np.zeros(4, "float32")
+    g = grad(lambda lv: itakura_saito_log(log_x, lv, max_log_ratio=30.0),
+             np.array([-60.0, -5.0, 5.0, 60.0], "float32"))
+    assert np.all(np.isfinite(g))
+    assert g[0] < 0 and g[1] < 0  # variance too small: increase it
+    assert g[2] > 0 and g[3] > 0  # variance too large: decrease it

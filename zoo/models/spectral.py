@@ -10,6 +10,11 @@ Two feature kinds:
 * ``"log_mel"``: power mel -> dB -> MelGAN-VC normalisation to [-1, 1]
   (subtract ``ref_db``, map ``[min_db, 0]`` dB to [-1, 1]). The Gaussian
   likelihood works on these.
+
+Calibration: the power spectrogram is scaled by ``(2 / sum(window)) ** 2`` so a
+full-scale sine reads 0 dB whatever ``n_fft`` is; with the defaults
+(``min_db=-100, ref_db=0``) features span -100 dB .. 0 dB and loud bins are not
+clipped. (MelGAN-VC's ``ref_db=20`` belongs to its own unscaled STFT.)
 * ``"power_mel"``: the power mel spectrogram itself (for Itakura-Saito
   likelihoods); ``normalized_log`` gives the matching encoder input.
 """
@@ -39,7 +44,7 @@ class SpectralFrontEnd(keras.layers.Layer):
     """
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
-                 fmax=None, min_db=-100.0, ref_db=20.0, griffin_lim_iters=32, **kwargs):
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, **kwargs):
         super().__init__(**kwargs)
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
@@ -51,10 +56,16 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.mel = MelScale(sample_rate, n_fft, n_mels, fmin, fmax, htk=True, norm=None)
         self.to_db = AmplitudeToDB(multiplier=10.0)
         self.normalize = DBNormalization(min_db=min_db, ref_db=ref_db)
+        self.power_scale = (2.0 / (self.n_fft / 2.0)) ** 2  # periodic Hann: sum = n_fft / 2
 
     def power_mel(self, waveform):
-        """``[batch, samples]`` -> power mel ``[batch, frames, n_mels]``."""
-        return self.mel(self.stft(waveform))
+        """``[batch, samples]`` -> calibrated power mel ``[batch, frames, n_mels]``."""
+        return self.mel(self.stft(waveform)) * self.power_scale
+
+    @property
+    def power_floor(self):
+        """The power that normalises to -1 (``min_db + ref_db`` decibels)."""
+        return 10.0 ** ((self.min_db + self.ref_db) / 10.0)
 
     def normalized_log(self, power_mel):
         """Power mel -> normalised log-mel in [-1, 1]."""
@@ -69,7 +80,7 @@ class SpectralFrontEnd(keras.layers.Layer):
 
     def power_mel_to_waveform(self, power_mel, length=None):
         """Power mel -> waveform by mel pseudo-inverse and fast Griffin-Lim."""
-        magnitude = ops.sqrt(self.mel.inverse(power_mel) + 1e-12)
+        magnitude = ops.sqrt(self.mel.inverse(power_mel / self.power_scale) + 1e-12)
         return griffin_lim(magnitude, self.n_fft, self.hop_length, self.griffin_lim_iters,
                            length=length)
 

@@ -53,7 +53,7 @@ class SpectrogramVAE(ZooModel):
     """
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
-                 fmax=None, min_db=-100.0, ref_db=20.0, griffin_lim_iters=32, latent_dim=16,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, latent_dim=16,
                  channels=128, num_downsamples=2, kernel_size=5, variational=True,
                  likelihood="gaussian", gaussian_scale=0.1, beta=1.0, kl_warmup_steps=1000,
                  seed=None, **kwargs):
@@ -228,9 +228,14 @@ class SpectrogramVAE(ZooModel):
             nll = ops.sum(ops.square(features - decoded)) / (2.0 * self.gaussian_scale ** 2)
             mse = ops.mean(ops.square(features - decoded))
         else:
-            log_variance = self.frontend.normalize.inverse(decoded) * (np.log(10.0) / 10.0)
-            nll = ops.sum(itakura_saito_log(ops.log(y_pred["power_mel"] + 1e-10), log_variance))
-            mse = ops.mean(ops.square(features - decoded))
+            # Both sides floored at the power the features clip to (-1), so bins far below
+            # the normalisation range cannot dominate the ratio.
+            floor = self.frontend.power_floor
+            log_variance = ops.logaddexp(
+                self.frontend.normalize.inverse(decoded) * (np.log(10.0) / 10.0),
+                ops.full_like(decoded, float(np.log(floor))))
+            nll = ops.sum(itakura_saito_log(ops.log(y_pred["power_mel"] + floor), log_variance))
+            mse = ops.mean(ops.square(features - ops.clip(decoded, -1.0, 1.0)))
         reconstruction = nll / frames
         kl = ops.sum(gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])) / frames
         self.reconstruction_tracker.update_state(reconstruction)
