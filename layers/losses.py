@@ -67,7 +67,7 @@ def itakura_saito(x, v, eps=1e-10):
     Returns:
         A tensor with the shape of ``x``.
     """
-    ratio = (x + eps) / (v + eps)
+    ratio = (ops.convert_to_tensor(x) + eps) / (ops.convert_to_tensor(v) + eps)
     return ratio - ops.log(ratio) - 1.0
 
 
