@@ -89,24 +89,23 @@ def test_config_is_constructor_arguments():
 
 
 def test_inference_shapes_any_length():
+    # (few distinct shapes: eager JAX compiles every op once per shape)
     model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, griffin_lim_iters=2)
-    for n in (100, 6001):
-        x = np.zeros((2, n), "float32")
-        assert tuple(model.reconstruct(x).shape) == (2, n)
-    z = model.encode(np.zeros((1, 8192), "float32"))
-    assert tuple(z.shape) == (1, 17, 4)  # 65 frames -> ceil(65 / 4) latent frames
-    assert tuple(model.decode(z, length=8192).shape) == (1, 8192)
-    assert tuple(model.sample(3, 5000, seed=1).shape) == (3, 5000)
+    assert tuple(model.reconstruct(np.zeros((2, 6001), "float32")).shape) == (2, 6001)
+    assert tuple(model.reconstruct(np.zeros((1, 100), "float32")).shape) == (1, 100)
+    z = model.encode(np.zeros((1, 4096), "float32"))
+    assert tuple(z.shape) == (1, 9, 4)  # 33 frames -> ceil(33 / 4) latent frames
+    assert tuple(model.decode(z, length=4096).shape) == (1, 4096)
+    assert tuple(model.sample(1, 4096, seed=1).shape) == (1, 4096)
     a = np.sin(np.arange(4096) * 0.05).astype("float32")
-    path = ops.convert_to_numpy(model.interpolate(a, -a, steps=4))
-    assert path.shape == (4, 4096)
+    assert ops.convert_to_numpy(model.interpolate(a, -a, steps=3)).shape == (3, 4096)
 
 
 def test_prior_sampling_is_seeded():
     model = zoo.load("vae", channels=16, latent_dim=4, n_mels=16, griffin_lim_iters=2)
-    a = ops.convert_to_numpy(model.sample(2, 4096, seed=3))
-    b = ops.convert_to_numpy(model.sample(2, 4096, seed=3))
-    c = ops.convert_to_numpy(model.sample(2, 4096, seed=4))
+    a = ops.convert_to_numpy(model.sample(1, 4096, seed=3))
+    b = ops.convert_to_numpy(model.sample(1, 4096, seed=3))
+    c = ops.convert_to_numpy(model.sample(1, 4096, seed=4))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-4
 

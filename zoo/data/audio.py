@@ -60,6 +60,39 @@ def resample(waveform, orig_sr, target_sr):
     ).astype(np.float32, copy=False)
 
 
+_TFIO = []
+
+
+def tfio_reader():
+    """``tensorflow-io``'s audio reader when its native ops load here, else ``None``.
+
+    tensorflow-io's last release (0.37.1) loads its ops only with TensorFlow 2.17
+    (numpy < 2), which current JAX cannot share an environment with, so it is an
+    optional extra (``pip install audio-zoo[tfio]``). The probe runs once: import,
+    then decode a tiny WAV. When it works, :func:`load_audio` uses it for files
+    soundfile cannot read; otherwise soundfile is the only decoder.
+    """
+    if not _TFIO:
+        reader = None
+        try:
+            import io
+
+            import soundfile as sf
+            import tensorflow_io as tfio
+
+            buf = io.BytesIO()
+            sf.write(buf, np.zeros(16, "float32"), 8000, format="WAV")
+            tfio.audio.decode_wav(buf.getvalue(), dtype="int16")  # loads the native ops
+
+            def reader(path):
+                tensor = tfio.audio.AudioIOTensor(str(path))
+                return tensor.to_tensor().numpy().astype("float32"), int(tensor.rate.numpy())
+        except Exception:  # not installed, or its ops do not load with this TensorFlow
+            reader = None
+        _TFIO.append(reader)
+    return _TFIO[0]
+
+
 def load_audio(path, sample_rate, *, normalize=False):
     """Loads an audio file as a float32 mono waveform at ``sample_rate``.
 
@@ -93,7 +126,10 @@ def load_audio(path, sample_rate, *, normalize=False):
         data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile errors come in several classes
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise _error(path, "unreadable", f"unreadable audio ({reason})") from None
+        data = _read_with_tfio(path)
+        if data is None:
+            raise _error(path, "unreadable", f"unreadable audio ({reason})") from None
+        data, orig_sr = data
     if data.shape[0] == 0:
         raise _error(path, "empty", "empty (no audio frames)")
     if not np.all(np.isfinite(data)):
@@ -106,6 +142,17 @@ def load_audio(path, sample_rate, *, normalize=False):
             raise _error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
         y = y * np.float32(PEAK_LEVEL / peak)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _read_with_tfio(path):
+    reader = tfio_reader()
+    if reader is None:
+        return None
+    try:
+        data, rate = reader(path)
+    except Exception:
+        return None
+    return (data if data.ndim == 2 else data[:, None]), rate
 
 
 def _umask():

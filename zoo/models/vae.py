@@ -24,7 +24,7 @@ from keras import layers as kl
 from keras import ops
 
 from layers import gaussian_kl, itakura_saito_log
-from zoo.models.base import ZooModel
+from zoo.models.base import ZooModel, inference
 from zoo.models.spectral import SpectralFrontEnd
 
 
@@ -130,10 +130,12 @@ class SpectrogramVAE(ZooModel):
                    ops.maximum(self.frontend.n_fft - ops.shape(waveform)[1], 0))
         return ops.pad(waveform, ((0, 0), (0, missing)))
 
+    @inference
     def encode(self, waveform):
         """Waveforms ``[B, samples]`` -> posterior means ``[B, latent_frames, latent_dim]``."""
         return self.encode_features(self.frontend(self._min_length(waveform)))[0]
 
+    @inference
     def decode(self, z, length=None):
         """Latents -> waveforms (via the mel pseudo-inverse and fast Griffin-Lim).
 
@@ -148,6 +150,7 @@ class SpectrogramVAE(ZooModel):
     def output_to_waveform(self, decoded, length=None):
         return self.frontend.to_waveform(decoded, length)
 
+    @inference
     def reconstruct(self, waveform):
         """Waveforms -> reconstructed waveforms of the same length (posterior mean)."""
         waveform = ops.convert_to_tensor(waveform, "float32")

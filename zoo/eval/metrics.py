@@ -1,0 +1,732 @@
+"""Objective audio metrics on numpy waveforms (outside models, any backend).
+
+Every function takes mono waveforms as array-likes (``[samples]``; singleton
+axes such as ``[1, samples]`` are squeezed) and computes in float64 with
+numpy, scipy and librosa; nothing here imports Keras or a deep-learning
+backend. They are meant for evaluation and benchmarks: run a model, convert
+its output with ``keras.ops.convert_to_numpy``, then score it here.
+
+Conventions shared by all metrics:
+
+* **Sample rate.** Each function takes one ``sr``; both signals must already
+  be at that rate (resample first, e.g. with ``librosa.resample``).
+* **Different lengths.** Frame-aligned spectral metrics
+  (:func:`multiscale_spectral_distance`, :func:`log_spectral_distance`,
+  :func:`mel_distance`, and :func:`mel_cepstral_distortion` with
+  ``align="none"``) compare the first ``min(len(x), len(y))`` samples of both
+  signals. :func:`si_sdr` trims the same way only when the lengths differ by at
+  most 1 % of the longer one, and raises ``ValueError`` naming both lengths
+  otherwise. f0 metrics compare the first ``min`` frames of both contours.
+  ``mel_cepstral_distortion(align="dtw")`` needs no trimming.
+* **Silence.** Spectral metrics stay finite on silent clips (their logarithms
+  and ratios are floored). Metrics that are undefined on silence (SI-SDR
+  with a silent or constant reference or estimate, every f0 metric but
+  :func:`voicing_agreement`) raise ``ValueError`` rather than return NaN.
+* **Bad input.** Empty, multi-channel or non-finite signals raise
+  ``ValueError``.
+"""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = [
+    "multiscale_spectral_distance",
+    "log_spectral_distance",
+    "mel_distance",
+    "si_sdr",
+    "mel_cepstral_distortion",
+    "mcep_alpha",
+    "f0_contour",
+    "f0_error_cents",
+    "f0_correlation",
+    "voicing_agreement",
+    "formants_lpc",
+    "relative_formant_error",
+    "real_time_factor",
+]
+
+#: Floor under ratio denominators (as in ``layers.losses``).
+_TINY = 1e-20
+
+#: |SI-SDR| cap in dB: a perfect (or orthogonal) estimate gives +300 (-300), not inf.
+SI_SDR_CAP_DB = 300.0
+
+#: ``10 / ln 10``: natural-log units -> dB.
+_DB = 10.0 / math.log(10.0)
+
+
+# ------------------------------------------------------------------------ helpers
+def _mono(x, name="x"):
+    """float64 1-D copy of ``x``; ValueError if empty, multi-channel or non-finite."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim > 1:
+        a = np.squeeze(a)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a mono waveform [samples]; got shape {np.shape(x)}.")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf.")
+    return a
+
+
+def _pair(x, y, names=("x", "y")):
+    """Both signals as float64 1-D, trimmed to the shorter length."""
+    x, y = _mono(x, names[0]), _mono(y, names[1])
+    n = min(len(x), len(y))
+    return x[:n], y[:n]
+
+
+def _check_sr(sr):
+    if sr is None or not np.isscalar(sr) or not np.isfinite(sr) or sr <= 0:
+        raise ValueError(f"sr must be a positive sample rate in Hz; got {sr!r}.")
+    return float(sr)
+
+
+def _check_length(n, n_fft, what="n_fft"):
+    if n < n_fft:
+        raise ValueError(
+            f"signals of {n} samples are shorter than {what}={n_fft}; "
+            "use a smaller FFT size or longer clips."
+        )
+
+
+def _magnitude(x, n_fft, hop, power=1.0):
+    """``|STFT|**power`` ``[bins, frames]``: periodic Hann window ``n_fft``, centred
+    reflect-padded frames (``librosa.stft``), as ``layers.spectral.stft_magnitude``."""
+    import librosa
+
+    s = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True,
+                            pad_mode="reflect"))
+    return s if power == 1.0 else s ** power
+
+
+# ----------------------------------------------------------------------- spectral
+def multiscale_spectral_distance(x, y, sr=None, scales=(2048, 1024, 512, 256, 128),
+                                 overlap=0.75, eps=1e-7):
+    """Multiscale STFT-magnitude distance (RAVE's reference form), summed over scales.
+
+    For each FFT size ``n`` in ``scales`` (Hann window ``n``, hop
+    ``int(n * (1 - overlap))``, centred reflect-padded frames; ``X``, ``Y`` the
+    STFT magnitudes of ``x``, ``y``)::
+
+        mean((X - Y)^2) / mean(X^2) + mean|log(X + eps) - log(Y + eps)|
+
+    (natural log). The distance is 0 for identical signals and, like RAVE's,
+    asymmetric (``x`` is the reference in the ratio). It is the numpy twin of
+    the in-graph ``layers.losses.multiscale_spectral_distance(form="rave")``
+    evaluated on one example; the ratio denominator is floored at 1e-20, so a
+    silent reference gives a large but finite value.
+
+    Args:
+        x: reference waveform ``[samples]``.
+        y: compared waveform ``[samples]``; both are trimmed to the shorter.
+        sr: sample rate; accepted for a uniform signature, the distance does
+            not depend on it.
+        scales: FFT sizes; the signals must be at least ``max(scales)`` long.
+        overlap: frame overlap in ``[0, 1)``.
+        eps: offset inside the logarithms.
+
+    Returns:
+        float: the distance (0 for identical signals).
+
+    Example:
+    >>> x = np.random.default_rng(0).standard_normal(16000)
+    >>> round(multiscale_spectral_distance(x, 0.5 * x, scales=(512, 128)), 3)  # 2 (1/4 + ln 2)
+    1.886
+    """
+    if sr is not None:
+        _check_sr(sr)
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1); got {overlap}.")
+    x, y = _pair(x, y)
+    _check_length(len(x), max(scales), "max(scales)")
+    total = 0.0
+    for n in scales:
+        hop = max(1, int(n * (1 - overlap)))
+        mx, my = _magnitude(x, n, hop), _magnitude(y, n, hop)
+        lin = np.mean((mx - my) ** 2) / max(np.mean(mx ** 2), _TINY)
+        log_l1 = np.mean(np.abs(np.log(mx + eps) - np.log(my + eps)))
+        total += lin + log_l1
+    return float(total)
+
+
+def log_spectral_distance(x, y, n_fft=1024, hop=256, eps=1e-10):
+    """Log-spectral distance in dB: RMS over frequency of the dB difference,
+    averaged over frames.
+
+    ``LSD = mean_t sqrt(mean_f (10 log10((|X|^2 + eps) / (|Y|^2 + eps)))^2)``
+    with ``X``, ``Y`` the STFTs (Hann window ``n_fft``, centred reflect-padded
+    frames) of ``x`` and ``y``. Symmetric; 0 for identical signals; finite on
+    silence (the ``eps`` power floor). The numpy twin of
+    ``layers.losses.log_spectral_distance``.
+
+    Args:
+        x, y: waveforms ``[samples]``; trimmed to the shorter, which must be at
+            least ``n_fft`` long.
+        n_fft: FFT size.
+        hop: hop length in samples.
+        eps: power floor inside the logarithm.
+
+    Returns:
+        float: the distance in dB.
+
+    Example:
+    >>> x = np.random.default_rng(0).standard_normal(4096)
+    >>> round(log_spectral_distance(x, 2.0 * x), 2)  # 20 log10(2)
+    6.02
+    """
+    x, y = _pair(x, y)
+    _check_length(len(x), n_fft)
+    px, py = _magnitude(x, n_fft, hop, 2.0), _magnitude(y, n_fft, hop, 2.0)
+    db = _DB * (np.log(px + eps) - np.log(py + eps))
+    return float(np.mean(np.sqrt(np.mean(db ** 2, axis=0))))
+
+
+def _log_mel(x, sr, n_mels, n_fft, hop, fmin, fmax, eps):
+    import librosa
+
+    mag = _magnitude(x, n_fft, hop)
+    fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return np.log(np.maximum(fb @ mag, eps))
+
+
+def mel_distance(x, y, sr, n_mels=80, n_fft=1024, hop=256, fmin=0.0, fmax=None, eps=1e-5):
+    """Mean absolute difference of log-mel spectrograms (the HiFi-GAN mel L1).
+
+    ``mean |ln(max(M_x, eps)) - ln(max(M_y, eps))|`` over mel bands and frames,
+    where ``M`` is librosa's default (Slaney-style, area-normalised) mel
+    filterbank applied to the STFT *magnitude* (Hann window ``n_fft``, centred
+    reflect-padded frames): natural logarithm, values clamped at ``eps = 1e-5``
+    (so silence is finite and two silent clips are at distance 0).
+
+    Args:
+        x, y: waveforms ``[samples]``; trimmed to the shorter, which must be at
+            least ``n_fft`` long.
+        sr: sample rate of both, Hz.
+        n_mels: mel bands.
+        n_fft: FFT size.
+        hop: hop length in samples.
+        fmin, fmax: filterbank range in Hz (``fmax=None``: ``sr / 2``).
+        eps: clamp under the mel magnitudes before the logarithm.
+
+    Returns:
+        float: the distance in natural-log (neper) units.
+
+    Example:
+    >>> x = np.random.default_rng(0).standard_normal(16000)
+    >>> round(mel_distance(x, 2.0 * x, sr=16000), 3)  # ln 2
+    0.693
+    """
+    sr = _check_sr(sr)
+    x, y = _pair(x, y)
+    _check_length(len(x), n_fft)
+    mx = _log_mel(x, sr, n_mels, n_fft, hop, fmin, fmax, eps)
+    my = _log_mel(y, sr, n_mels, n_fft, hop, fmin, fmax, eps)
+    return float(np.mean(np.abs(mx - my)))
+
+
+def si_sdr(reference, estimate):
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019).
+
+    Both signals are made zero-mean; with ``a = <s, s_hat> / <s, s>``::
+
+        SI-SDR = 10 log10(|a s|^2 / |s_hat - a s|^2)
+
+    which equals ``10 log10(rho^2 / (1 - rho^2))`` for the correlation
+    coefficient ``rho`` of the two. Higher is better; it is invariant to
+    rescaling ``estimate`` (not symmetric). The result is clipped to
+    ``[-300, 300]`` dB, so a perfect estimate gives 300.0 rather than inf.
+
+    Args:
+        reference: clean waveform ``[samples]``.
+        estimate: estimated waveform ``[samples]``. If the lengths differ by at
+            most 1 % of the longer, both are trimmed to the shorter; otherwise
+            ``ValueError``.
+
+    Returns:
+        float: SI-SDR in dB.
+
+    Raises:
+        ValueError: lengths differ by more than 1 %, or either signal is
+            silent (constant), where SI-SDR is undefined.
+
+    Example:
+    >>> s = np.sin(np.linspace(0, 100, 8000))
+    >>> si_sdr(s, 3.0 * s)  # perfect up to scale: capped at +300 dB
+    300.0
+    """
+    s, e = _mono(reference, "reference"), _mono(estimate, "estimate")
+    if len(s) != len(e):
+        if abs(len(s) - len(e)) > 0.01 * max(len(s), len(e)):
+            raise ValueError(
+                f"reference has {len(s)} samples and estimate {len(e)}: they differ by more "
+                "than 1 %; align them first."
+            )
+        n = min(len(s), len(e))
+        s, e = s[:n], e[:n]
+    reference_raw, estimate_raw = s, e
+    s = s - s.mean()
+    e = e - e.mean()
+    ss, ee = float(s @ s), float(e @ e)
+    if ss <= 0.0 or np.all(reference_raw == reference_raw[0]):
+        raise ValueError("reference is silent (constant): SI-SDR is undefined.")
+    if ee <= 0.0 or np.all(estimate_raw == estimate_raw[0]):
+        raise ValueError("estimate is silent (constant): SI-SDR is undefined.")
+    target = (float(s @ e) / ss) * s
+    noise = e - target
+    t_pow, n_pow = float(target @ target), float(noise @ noise)
+    cap = 10.0 ** (SI_SDR_CAP_DB / 10.0)
+    if n_pow * cap <= t_pow:
+        return SI_SDR_CAP_DB
+    if t_pow * cap <= n_pow:
+        return -SI_SDR_CAP_DB
+    return float(10.0 * np.log10(t_pow / n_pow))
+
+
+# -------------------------------------------------------------------------- MCD
+def mcep_alpha(sr, num_points=1000):
+    """All-pass warping constant ``alpha`` that best approximates the mel scale.
+
+    A transcription of ``pysptk.util.mcepalpha``: the ``alpha`` in
+    ``arange(0, 1, 0.001)`` minimising the mean squared difference between the
+    normalised all-pass warped frequency axis and the normalised mel scale
+    ``ln(1 + f / 1000)`` (0.41 at 16 kHz, 0.455 at 22.05 kHz, 0.544 at 44.1 kHz).
+
+    Args:
+        sr: sample rate in Hz.
+        num_points: points on ``[0, sr / 2)`` compared.
+
+    Returns:
+        float: ``alpha``.
+
+    Example:
+    >>> mcep_alpha(16000)
+    0.41
+    """
+    sr = _check_sr(sr)
+    f = (sr / 2.0) / num_points * np.arange(num_points)
+    mel = np.log1p(f / 1000.0)
+    mel = mel / mel[-1]
+    omega = np.pi / num_points * np.arange(num_points)
+    alphas = np.arange(0.0, 1.0, 0.001)[:, None]
+    num = (1 - alphas ** 2) * np.sin(omega)
+    den = (1 + alphas ** 2) * np.cos(omega) - 2 * alphas
+    with np.errstate(divide="ignore", invalid="ignore"):
+        warp = np.arctan(num / den)
+    warp = np.where(warp < 0, warp + np.pi, warp)
+    warp = warp / warp[:, -1:]
+    dist = np.mean((warp - mel) ** 2, axis=1)
+    return round(float(alphas[int(np.argmin(dist)), 0]), 3)
+
+
+def _mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha):
+    """Mel-cepstra ``[frames, order + 1]`` (c0 first)."""
+    import librosa
+
+    if method == "mfcc":
+        power = _magnitude(x, n_fft, hop, 2.0)
+        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        log_mel = np.log(np.maximum(fb @ power, 1e-10))
+        c = librosa.feature.mfcc(S=log_mel, n_mfcc=order + 1, dct_type=2, norm="ortho")
+        return c.T
+    try:
+        import pysptk
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "method='sptk' needs pysptk (pip install pysptk); method='mfcc' needs nothing."
+        ) from err
+    from scipy.signal import get_window
+
+    padded = np.pad(x, n_fft // 2, mode="reflect")
+    frames = librosa.util.frame(padded, frame_length=n_fft, hop_length=hop, axis=0)
+    frames = frames * get_window("blackman", n_fft)
+    return np.stack([
+        pysptk.mcep(np.ascontiguousarray(f), order=order, alpha=alpha, etype=1, eps=1e-8)
+        for f in frames
+    ])
+
+
+def mel_cepstral_distortion(x, y, sr, order=24, alpha=None, align="dtw", n_fft=1024, hop=256,
+                            n_mels=80, method="mfcc"):
+    """Mel-cepstral distortion in dB, c0 (energy) excluded.
+
+    Per frame pair ``MCD = 10 / ln 10 * sqrt(2 * sum_{d=1..order} (c_d - c'_d)^2)``,
+    averaged over frame pairs: with ``align="dtw"`` the pairs of the optimal
+    ``librosa.sequence.dtw`` path (Euclidean cost on ``c_1..c_order``), so
+    unaligned takes of the same content are compared; with ``align="none"``
+    frame ``t`` with frame ``t`` after trimming both signals to the shorter.
+    Symmetric, 0 for identical signals, finite on silence.
+
+    The mel-cepstra ``c`` depend on ``method``:
+
+    * ``"mfcc"`` (default; numpy/librosa only): the orthonormal DCT-II of the
+      natural-log *power* mel spectrum (librosa's Slaney mel filterbank with
+      ``n_mels`` bands, power floored at 1e-10; ``librosa.feature.mfcc`` with
+      ``dct_type=2, norm="ortho"``). This is **not** SPTK's mel-generalised
+      cepstrum: the values are only comparable with other values of this
+      function (same ``sr``, ``n_fft``, ``n_mels``, ``order``), not with
+      published MCDs, which they exceed many times over.
+    * ``"sptk"``: ``pysptk.mcep`` (mel-cepstral analysis, periodic-Blackman-windowed
+      frames of ``n_fft`` samples) with warping ``alpha`` (``None``:
+      :func:`mcep_alpha` of ``sr``), the usual definition in TTS/VC papers.
+      Needs the optional package ``pysptk``.
+
+    Args:
+        x, y: waveforms ``[samples]`` at ``sr``, each at least ``n_fft`` long.
+        sr: sample rate, Hz.
+        order: cepstral order (coefficients ``c_1..c_order`` are compared).
+        alpha: all-pass warping constant for ``method="sptk"``; ``None`` picks
+            it from ``sr``. Must be ``None`` for ``method="mfcc"``.
+        align: ``"dtw"`` or ``"none"``.
+        n_fft: FFT / analysis frame size.
+        hop: hop length in samples.
+        n_mels: mel bands for ``method="mfcc"`` (at least ``order + 1``).
+        method: ``"mfcc"`` or ``"sptk"``.
+
+    Returns:
+        float: MCD in dB.
+
+    Example:
+    >>> x = np.random.default_rng(0).standard_normal(16000)
+    >>> mel_cepstral_distortion(x, x, sr=16000)
+    0.0
+    """
+    sr = _check_sr(sr)
+    if align not in ("dtw", "none"):
+        raise ValueError(f"align must be 'dtw' or 'none'; got {align!r}.")
+    if method not in ("mfcc", "sptk"):
+        raise ValueError(f"method must be 'mfcc' or 'sptk'; got {method!r}.")
+    if method == "mfcc":
+        if alpha is not None:
+            raise ValueError("alpha only applies to method='sptk' (mel filterbank cepstra).")
+        if n_mels < order + 1:
+            raise ValueError(f"n_mels={n_mels} must be at least order + 1 = {order + 1}.")
+    elif alpha is None:
+        alpha = mcep_alpha(sr)
+    if align == "none":
+        x, y = _pair(x, y)
+    else:
+        x, y = _mono(x, "x"), _mono(y, "y")
+    for name, sig in (("x", x), ("y", y)):
+        if len(sig) < n_fft:
+            raise ValueError(f"{name} has {len(sig)} samples, fewer than n_fft={n_fft}.")
+    cx = _mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
+    cy = _mel_cepstra(y, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
+    if align == "dtw":
+        import librosa
+
+        _, path = librosa.sequence.dtw(X=cx.T, Y=cy.T, metric="euclidean")
+        cx, cy = cx[path[:, 0]], cy[path[:, 1]]
+    per_frame = _DB * np.sqrt(2.0 * np.sum((cx - cy) ** 2, axis=1))
+    return float(np.mean(per_frame))
+
+
+# --------------------------------------------------------------------------- f0
+def f0_contour(x, sr, fmin=50.0, fmax=1000.0, frame_length=2048, hop_length=512):
+    """f0 contour by probabilistic YIN (``librosa.pyin``).
+
+    Args:
+        x: waveform ``[samples]``.
+        sr: sample rate, Hz.
+        fmin, fmax: search range in Hz.
+        frame_length: analysis frame in samples (``2 * sr / fmin`` or more).
+        hop_length: hop in samples; frame ``t`` is centred at ``t * hop_length``.
+
+    Returns:
+        ``(f0, voiced)``: float64 ``[frames]`` in Hz, **NaN in unvoiced frames**
+        (librosa's convention, convenient for plotting), and the boolean voiced
+        flags ``[frames]``. The f0 metrics below use only voiced frames and
+        never return NaN.
+
+    Example:
+    >>> t = np.arange(16000) / 16000
+    >>> f0, voiced = f0_contour(np.sin(2 * np.pi * 220 * t), sr=16000)
+    >>> abs(float(np.median(f0[voiced])) - 220.0) < 2.2  # pyin's grid: 0.1 semitone
+    True
+    """
+    import librosa
+
+    sr = _check_sr(sr)
+    x = _mono(x, "x")
+    f0, voiced, _ = librosa.pyin(x, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame_length,
+                                 hop_length=hop_length)
+    return np.asarray(f0, dtype=np.float64), np.asarray(voiced, dtype=bool)
+
+
+def _contours(ref, est, sr, kw, need_voiced=True):
+    """Contours of both signals, trimmed to the shorter frame count."""
+    out = []
+    for name, sig in (("reference", ref), ("estimate", est)):
+        sig = _mono(sig, name)
+        if need_voiced and not np.any(sig):
+            raise ValueError(f"{name} is silent or unvoiced: no f0 to compare.")
+        f0, voiced = f0_contour(sig, sr, **kw)
+        if need_voiced and not voiced.any():
+            raise ValueError(f"{name} is silent or unvoiced: no f0 to compare.")
+        out.append((f0, voiced))
+    n = min(len(out[0][0]), len(out[1][0]))
+    (f_r, v_r), (f_e, v_e) = out
+    return f_r[:n], v_r[:n], f_e[:n], v_e[:n]
+
+
+def _common_voiced(ref, est, sr, kw):
+    f_r, v_r, f_e, v_e = _contours(ref, est, sr, kw)
+    both = v_r & v_e & np.isfinite(f_r) & np.isfinite(f_e) & (f_r > 0) & (f_e > 0)
+    if not both.any():
+        raise ValueError("no frames voiced in both signals.")
+    return f_r[both], f_e[both]
+
+
+def f0_error_cents(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length=2048,
+                   hop_length=512):
+    """Median absolute f0 error in cents over frames voiced in both signals.
+
+    ``median |1200 log2(f0_est / f0_ref)|`` over the frames that
+    :func:`f0_contour` marks voiced in both (contours trimmed to the shorter).
+    One semitone is 100 cents.
+
+    Args:
+        reference, estimate: waveforms ``[samples]`` at ``sr``.
+        sr: sample rate, Hz.
+        fmin, fmax, frame_length, hop_length: as in :func:`f0_contour`.
+
+    Returns:
+        float: cents (>= 0).
+
+    Raises:
+        ValueError: a signal is silent or unvoiced, or no frame is voiced in
+            both.
+
+    Example:
+    >>> t = np.arange(16000) / 16000
+    >>> a, b = np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 220 * 2 ** (1 / 12) * t)
+    >>> round(f0_error_cents(a, b, sr=16000) / 10) * 10
+    100
+    """
+    kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
+    f_r, f_e = _common_voiced(reference, estimate, sr, kw)
+    return float(np.median(np.abs(1200.0 * np.log2(f_e / f_r))))
+
+
+def f0_correlation(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length=2048,
+                   hop_length=512):
+    """Pearson correlation of the f0 contours (Hz) over frames voiced in both.
+
+    Args:
+        reference, estimate: waveforms ``[samples]`` at ``sr``.
+        sr: sample rate, Hz.
+        fmin, fmax, frame_length, hop_length: as in :func:`f0_contour`.
+
+    Returns:
+        float in ``[-1, 1]``.
+
+    Raises:
+        ValueError: a signal is silent or unvoiced, fewer than 2 frames are
+            voiced in both, or either contour is constant there (correlation
+            undefined; compare with :func:`f0_error_cents` instead).
+
+    Example:
+    >>> t = np.arange(32000) / 16000
+    >>> glide = np.sin(2 * np.pi * np.cumsum(200 + 50 * t) / 16000)
+    >>> f0_correlation(glide, 0.5 * glide, sr=16000) > 0.99
+    True
+    """
+    kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
+    f_r, f_e = _common_voiced(reference, estimate, sr, kw)
+    if len(f_r) < 2:
+        raise ValueError("fewer than 2 frames voiced in both signals: correlation undefined.")
+    dr, de = f_r - f_r.mean(), f_e - f_e.mean()
+    nr, ne = float(np.sqrt(dr @ dr)), float(np.sqrt(de @ de))
+    if nr <= 1e-9 * abs(f_r.mean()) or ne <= 1e-9 * abs(f_e.mean()):
+        raise ValueError("f0 is constant over the frames voiced in both: correlation undefined.")
+    return float(np.clip((dr @ de) / (nr * ne), -1.0, 1.0))
+
+
+def voicing_agreement(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length=2048,
+                      hop_length=512):
+    """Fraction of frames whose voiced/unvoiced decisions agree.
+
+    Uses :func:`f0_contour`'s voiced flags, contours trimmed to the shorter.
+    Unlike the other f0 metrics it is defined on silence: two silent (all
+    unvoiced) clips agree everywhere and score 1.0.
+
+    Args:
+        reference, estimate: waveforms ``[samples]`` at ``sr``.
+        sr: sample rate, Hz.
+        fmin, fmax, frame_length, hop_length: as in :func:`f0_contour`.
+
+    Returns:
+        float in ``[0, 1]``.
+
+    Example:
+    >>> t = np.arange(16000) / 16000
+    >>> tone = np.sin(2 * np.pi * 220 * t)
+    >>> voicing_agreement(tone, np.concatenate([tone[:8000], np.zeros(8000)]), sr=16000) < 0.8
+    True
+    """
+    kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
+    _, v_r, _, v_e = _contours(reference, estimate, sr, kw, need_voiced=False)
+    return float(np.mean(v_r == v_e))
+
+
+# ---------------------------------------------------------------------- formants
+def _resample(x, sr, target):
+    """``x`` at ``target`` Hz (polyphase, scipy); the rate actually reached."""
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target / sr).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    return resample_poly(x, up, down), sr * up / down
+
+
+def formants_lpc(x, sr, num_formants=3, order=None, max_freq=5500.0, per_frame=False,
+                 frame_seconds=0.025, hop_seconds=0.010, max_bandwidth=400.0, min_freq=90.0,
+                 preemphasis=50.0):
+    """Formant frequencies by LPC root solving (the classic Praat-like recipe).
+
+    The signal is resampled to ``2 * max_freq`` (when ``sr`` is higher),
+    pre-emphasised above ``preemphasis`` Hz (``y[n] - exp(-2 pi 50 / sr) y[n-1]``
+    for the default 50 Hz, as Praat), cut into
+    Hamming-windowed frames; per frame ``librosa.lpc`` (Burg) of ``order``
+    gives a polynomial whose complex roots ``r`` (upper half plane) are
+    resonances at ``angle(r) sr / (2 pi)`` Hz with bandwidth
+    ``-ln|r| sr / pi`` Hz. Resonances in ``(min_freq, nyquist - 50)`` with
+    bandwidth below ``max_bandwidth`` are candidates; the lowest
+    ``num_formants`` are F1, F2, .... Frames whose energy is more than 40 dB
+    below the loudest frame are skipped.
+
+    Args:
+        x: waveform ``[samples]``.
+        sr: sample rate, Hz.
+        num_formants: formants returned (F1..Fk).
+        order: LPC order; ``None`` uses Praat's ``2 * max(5, num_formants)``
+            (10: five resonances below ``max_freq``).
+        max_freq: highest formant searched, Hz (Praat's "maximum formant";
+            5500 suits adult female voices, 5000 male).
+        per_frame: return a ``[frames, num_formants]`` track instead of one
+            utterance-level estimate.
+        frame_seconds, hop_seconds: analysis frame and hop.
+        max_bandwidth: widest resonance accepted as a formant, Hz.
+        min_freq: lowest resonance accepted, Hz.
+        preemphasis: pre-emphasis corner in Hz; 0 or ``None`` disables it
+            (for signals that are already all-pole, e.g. filtered white noise).
+
+    Returns:
+        ``per_frame=False``: float64 ``[num_formants]``, the per-formant median
+        over the frames where it was found (no NaN). ``per_frame=True``:
+        float64 ``[frames, num_formants]`` with NaN where a formant was not
+        found or the frame was skipped.
+
+    Raises:
+        ValueError: silent input, a signal shorter than one frame, or (for the
+            utterance-level estimate) a formant found in no frame.
+
+    Example:
+    >>> from zoo.data import render_vowel
+    >>> x = render_vowel(120.0, (500.0, 1500.0, 2500.0), 1.0, 16000)
+    >>> np.round(formants_lpc(x, 16000), -2)  # doctest: +SKIP
+    array([ 500., 1500., 2500.])
+    """
+    import librosa
+
+    sr = _check_sr(sr)
+    x = _mono(x, "x")
+    if not np.any(x):
+        raise ValueError("x is silent: no formants to estimate.")
+    if sr > 2.0 * max_freq * 1.0001:
+        x, sr = _resample(x, sr, 2.0 * max_freq)
+    if order is None:
+        order = 2 * max(5, int(num_formants))
+    if preemphasis:
+        x = np.append(x[0], x[1:] - np.exp(-2 * np.pi * float(preemphasis) / sr) * x[:-1])
+    frame = max(order + 2, int(round(frame_seconds * sr)))
+    hop = max(1, int(round(hop_seconds * sr)))
+    if len(x) < frame:
+        raise ValueError(f"x has {len(x)} samples at {sr:g} Hz, fewer than one frame ({frame}).")
+    frames = librosa.util.frame(x, frame_length=frame, hop_length=hop, axis=0)
+    frames = frames * np.hamming(frame)
+    energy = np.sum(frames ** 2, axis=1)
+    keep = energy > 1e-4 * energy.max()
+    nyq = sr / 2.0
+    track = np.full((len(frames), num_formants), np.nan)
+    for t in np.flatnonzero(keep):
+        a = librosa.lpc(frames[t], order=order)
+        if not np.all(np.isfinite(a)):
+            continue
+        roots = np.roots(a)
+        roots = roots[np.imag(roots) > 0]
+        freqs = np.angle(roots) * sr / (2 * np.pi)
+        bws = -np.log(np.abs(roots)) * sr / np.pi
+        ok = (freqs > min_freq) & (freqs < nyq - 50.0) & (bws < max_bandwidth)
+        found = np.sort(freqs[ok])[:num_formants]
+        track[t, :len(found)] = found
+    if per_frame:
+        return track
+    out = np.empty(num_formants)
+    for i in range(num_formants):
+        col = track[:, i][np.isfinite(track[:, i])]
+        if col.size == 0:
+            raise ValueError(f"F{i + 1} was found in no frame; lower num_formants or raise order.")
+        out[i] = np.median(col)
+    return out
+
+
+def relative_formant_error(estimated, target):
+    """Relative formant error in percent: ``100 |f_hat - f_target| / f_target``.
+
+    Elementwise (broadcasting), e.g. per formant ``delta F_i``; average the
+    result for one number.
+
+    Args:
+        estimated: estimated formant frequencies, Hz.
+        target: target formant frequencies, Hz (all > 0).
+
+    Returns:
+        float64 array of the broadcast shape (a float for scalars), percent.
+
+    Raises:
+        ValueError: a target is not positive, or a value is NaN/inf.
+
+    Example:
+    >>> relative_formant_error([550.0, 1350.0], [500.0, 1500.0])
+    array([10., 10.])
+    """
+    est = np.asarray(estimated, dtype=np.float64)
+    tgt = np.asarray(target, dtype=np.float64)
+    if not (np.all(np.isfinite(est)) and np.all(np.isfinite(tgt))):
+        raise ValueError("formant frequencies must be finite (a NaN marks a formant not found).")
+    if np.any(tgt <= 0):
+        raise ValueError("target formant frequencies must be positive.")
+    err = 100.0 * np.abs(est - tgt) / tgt
+    return float(err) if err.ndim == 0 else err
+
+
+# ------------------------------------------------------------------------- speed
+def real_time_factor(seconds_of_audio, seconds_of_compute):
+    """Speed as seconds of audio produced per second of compute.
+
+    ``seconds_of_audio / seconds_of_compute``: above 1 is faster than real
+    time (e.g. 50.0 means "50x real time"). Note that speech-recognition
+    papers often call the *inverse* (compute per audio second, lower is
+    better) the RTF; this function uses the "x real time" convention.
+
+    Args:
+        seconds_of_audio: duration of the audio processed or generated, s.
+        seconds_of_compute: wall-clock time it took, s (> 0).
+
+    Returns:
+        float.
+
+    Example:
+    >>> real_time_factor(10.0, 0.5)
+    20.0
+    """
+    audio, compute = float(seconds_of_audio), float(seconds_of_compute)
+    if not (np.isfinite(audio) and audio >= 0):
+        raise ValueError(f"seconds_of_audio must be a finite non-negative number; got {audio}.")
+    if not (np.isfinite(compute) and compute > 0):
+        raise ValueError(f"seconds_of_compute must be a positive number; got {compute}.")
+    return audio / compute
