@@ -22,13 +22,14 @@ def _overlap_add(frames, hop_length):
     """Overlap-add ``[batch, frames, n_fft]`` at ``hop_length`` -> ``[batch, samples]``."""
     n_fft = frames.shape[-1]
     ratio = n_fft // hop_length
-    batch = ops.shape(frames)[0]
-    num_frames = ops.shape(frames)[1]
-    chunks = ops.reshape(frames, (batch, num_frames, ratio, hop_length))
+    num_frames = frames.shape[1]  # static when known, so traced loops keep their shapes
+    if num_frames is None:
+        num_frames = ops.shape(frames)[1]
+    chunks = ops.reshape(frames, (-1, num_frames, ratio, hop_length))
     out = 0.0
     for j in range(ratio):  # chunk j of frame t lands in output segment t + j
         out = out + ops.pad(chunks[:, :, j, :], ((0, 0), (j, ratio - 1 - j), (0, 0)))
-    return ops.reshape(out, (batch, -1))
+    return ops.reshape(out, (-1, (num_frames + ratio - 1) * hop_length))
 
 
 def istft(real, imag, n_fft, hop_length, length=None, center=True):

@@ -89,6 +89,24 @@ def _cmd_reconstruct(args):
     print(f"wrote {args.output} ({len(out) / model.sample_rate:.2f} s)")
 
 
+def _cmd_convert(args):
+    import numpy as np
+
+    import zoo
+    from zoo.data import write_audio
+    from zoo.data.audio import resample
+
+    model = zoo.load(args.model)
+    if not hasattr(model, "convert"):
+        raise ZooError(f"{type(model).__name__} does not convert audio between domains")
+    wave = _load_wave(args.input, model)
+    out, rate = model.convert(wave), model.sample_rate
+    if args.sample_rate and args.sample_rate != rate:
+        out, rate = resample(out, rate, args.sample_rate), args.sample_rate
+    write_audio(args.output, np.clip(out, -1.0, 1.0), rate)
+    print(f"wrote {args.output} ({len(out) / rate:.2f} s at {rate} Hz)")
+
+
 def _cmd_sample(args):
     import keras
     import numpy as np
@@ -193,6 +211,13 @@ def build_parser():
     p.add_argument("input")
     p.add_argument("output")
     p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("convert", help="convert an audio file to the target domain (any length)")
+    p.add_argument("model", help="run folder, .keras file or registry name")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--sample-rate", type=int, help="resample the output to this rate")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("sample", help="draw audio from a VAE's prior")
     p.add_argument("model")

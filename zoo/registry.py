@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # Python 3.10
 _MODELS = {
     "ae": "zoo.models.vae:SpectrogramVAE",
     "vae": "zoo.models.vae:SpectrogramVAE",
+    "travelgan": "zoo.models.travelgan:TraVeLGAN",
 }
 
 RUN_CHECKPOINT = "checkpoint.keras"

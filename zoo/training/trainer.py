@@ -162,28 +162,36 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         keras.utils.set_random_seed(int(data_cfg.get("seed", 0)))  # reproducible initialisation
         model = registry.build(recipe)
         compile_model(model, train_cfg)
+    # Translation models (``paired_domains = True``) train on one crop batch per domain.
+    paired = bool(getattr(model, "paired_domains", False))
+    if paired and len(dataset.domains) < 2:
+        raise ZooError(f"{data_cfg['source']}: {recipe['model']} translates between domains and "
+                       "needs one sub-folder per domain (found "
+                       f"{len(dataset.domains)}: {', '.join(dataset.domains)})")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
 
     batch = int(train_cfg.get("batch_size", 16))
     data_seed = int(data_cfg.get("seed", 0))
-    has_val = bool(dataset.files("val"))
+    has_val = all(dataset.files("val", domain=d) for d in dataset.domains) if paired else bool(
+        dataset.files("val"))
     val_steps = int(train_cfg.get("validation_steps", 4))
     checkpoint = RunCheckpoint(run_dir, start, train_cfg.get("checkpoint_every", spe), spe)
     cbs = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
     if _tensorflow_available():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False))
     if samples and hasattr(model, "audio_examples"):
-        clips = dataset.clips(int(train_cfg.get("num_samples", 3)), seed=data_seed)
+        clips = dataset.clips(int(train_cfg.get("num_samples", 3)), seed=data_seed,
+                              domain=dataset.domains[0] if paired else None)
         cbs.append(AudioSamples(run_dir, clips, dataset.sample_rate))
     cbs += list(callbacks)
 
     history = {}
     for seg_start, seg_steps, epoch0, epoch1, seg_spe in _segments(start, total, spe):
         train_data = dataset.batches(batch, start_step=seg_start, num_steps=seg_steps,
-                                     seed=data_seed, loader=loader)
+                                     seed=data_seed, loader=loader, paired=paired)
         val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
-                                    loader=loader) if has_val else None)
+                                    loader=loader, paired=paired) if has_val else None)
         hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
                          steps_per_epoch=seg_spe, validation_data=val_data,
                          validation_steps=val_steps if has_val else None,

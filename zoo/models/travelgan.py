@@ -1,0 +1,408 @@
+"""TraVeLGAN as MelGAN-VC applies it to spectrograms (seed 002; Pasini 2019, Amodio 2019).
+
+Unpaired translation of domain A (the dataset's first domain) into domain B on
+normalised log-mel features ``[batch, frames, n_mels]``:
+
+* generator ``G``: a U-Net along time with spectral-norm convolutions and no bias.
+  MelGAN-VC's first Conv2D of kernel ``(n_mels, 3)`` collapsing the frequency axis
+  is, exactly, a Conv1D of width 3 with the mel bands as input channels, and its
+  final ``(n_mels, 1)`` transposed conv is a width-1 Conv1D back to ``n_mels``
+  channels; they are written that way here (same maps, same spectral norms).
+  Two stride-2 convs (widths 9, 7), an upsample + conv decoder with skips,
+  BatchNorm except in the last decoder conv, tanh output. Works on any width that
+  is a multiple of 4 frames.
+* critic ``C``: spectral-norm convs on the joined ``num_chunks * chunk_frames``
+  crop, Flatten, spectral-norm Dense(1).
+* siamese ``S``: the generator's down path without spectral norm, Flatten,
+  Dense(``siamese_dim``), on single chunks.
+
+Chunk-then-join: each training crop's first ``num_chunks * chunk_frames`` frames
+are split into ``num_chunks`` chunks, each converted by ``G``, and joined before
+``C`` sees them, so seams are penalised.
+
+Losses (REFERENCE.md): critic ``1/2 [relu(1 - C(b)) + relu(1 + C(G(a)))]``;
+generator + siamese ``-C(G(a)) + travel_weight (TraVeL + margin) +
+identity_weight |G(b) - b|`` with ``t = S(a1) - S(a3)``, ``t' = S(G(a1)) - S(G(a3))``
+(first and last chunk of each crop), ``TraVeL = mean (t - t')^2 - mean cos(t, t')``,
+``margin = mean max(0, delta - ||t||)^2``. (The MelGAN-VC code applies its margin
+to ``S(G(a1)) - S(a1)``; the seed and REFERENCE.md define it on ``t``, as here.)
+
+Conversion of any length (:meth:`TraVeLGAN.convert`): features -> chunks of
+``chunk_frames`` with 50 % overlap -> ``G`` in batches of at most
+``max_chunks`` -> overlap-add with a ``sin^2`` window normalised by the window
+sum (a crossfade: no seams) -> Griffin-Lim -> the input's length.
+"""
+import keras
+import numpy as np
+from keras import layers as kl
+from keras import ops
+
+from layers import SNConv1D, SNDense, hinge_discriminator_loss, hinge_generator_loss
+from zoo.models.base import inference
+from zoo.models.spectral import SpectralFrontEnd
+from zoo.training.adversarial import AdversarialModel, Objective
+
+__all__ = ["TraVeLGAN", "travel_loss", "margin_loss", "identity_loss", "crossfade_window"]
+
+
+# ------------------------------------------------------------------------- losses
+def _l2_normalize(x, eps=1e-12):
+    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), eps))
+
+
+def travel_loss(s_a1, s_a3, s_ga1, s_ga3):
+    """TraVeL loss: ``mean (t - t')^2 - mean_batch cos(t, t')``.
+
+    ``t = s_a1 - s_a3`` (siamese vectors of two source chunks), ``t' = s_ga1 - s_ga3``
+    (of their translations); all ``[batch, dim]``.
+    """
+    t, t_gen = s_a1 - s_a3, s_ga1 - s_ga3
+    distance = ops.mean(ops.square(t - t_gen))
+    cosine = ops.mean(ops.sum(_l2_normalize(t) * _l2_normalize(t_gen), axis=-1))
+    return distance - cosine
+
+
+def margin_loss(s_a1, s_a3, delta=2.0):
+    """Siamese margin: ``mean max(0, delta - ||s_a1 - s_a3||)^2``."""
+    norm = ops.sqrt(ops.sum(ops.square(s_a1 - s_a3), axis=-1) + 1e-12)
+    return ops.mean(ops.square(ops.relu(delta - norm)))
+
+
+def identity_loss(b, g_b):
+    """Identity mapping: mean absolute error between ``G(b)`` and ``b``."""
+    return ops.mean(ops.abs(g_b - b))
+
+
+def crossfade_window(width):
+    """``sin^2(pi (n + 1/2) / width)``: positive, and sums to 1 at 50 % overlap."""
+    n = np.arange(width, dtype=np.float64)
+    return np.sin(np.pi * (n + 0.5) / width) ** 2
+
+
+# -------------------------------------------------------------------------- model
+@keras.saving.register_keras_serializable(package="zoo")
+class TraVeLGAN(AdversarialModel):
+    """MelGAN-VC / TraVeLGAN: waveform in domain A -> waveform in domain B.
+
+    ``fit`` takes paired batches ``(a, b)`` of waveform crops ``[batch, samples]``
+    (one per domain, drawn independently: the pairing is unsupervised).
+
+    Args:
+        sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
+            griffin_lim_iters: the spectral front-end (see ``SpectralFrontEnd``).
+        chunk_frames: frames per generator chunk (a multiple of 4).
+        num_chunks: chunks per training crop (crops must give at least
+            ``num_chunks * chunk_frames`` frames).
+        generator_channels, critic_channels: convolution widths.
+        siamese_dim: siamese latent size.
+        travel_weight, identity_weight, margin: loss weights and margin delta.
+        max_chunks: chunks converted per generator call by :meth:`convert`
+            (bounds memory on long inputs).
+
+    Example:
+    >>> model = TraVeLGAN(n_fft=256, hop_length=64, n_mels=32, chunk_frames=8,
+    ...                   generator_channels=16, critic_channels=16, siamese_dim=8)
+    >>> model.build()
+    >>> model.convert(np.zeros(4000, "float32")).shape
+    (4000,)
+    """
+
+    paired_domains = True  # the trainer feeds (domain A, domain B) batches
+
+    def __init__(self, sample_rate=16000, n_fft=1152, hop_length=192, n_mels=192, fmin=0.0,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, chunk_frames=24,
+                 num_chunks=3, generator_channels=256, critic_channels=512, siamese_dim=128,
+                 travel_weight=10.0, identity_weight=0.5, margin=2.0, max_chunks=256, **kwargs):
+        super().__init__(**kwargs)
+        if int(chunk_frames) < 4 or int(chunk_frames) % 4:
+            raise ValueError(f"chunk_frames must be a positive multiple of 4, got {chunk_frames}")
+        if int(num_chunks) < 2:
+            raise ValueError(f"num_chunks must be >= 2 (the TraVeL loss needs two chunks), "
+                             f"got {num_chunks}")
+        if int(max_chunks) < 1:
+            raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
+        self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
+                                         min_db, ref_db, griffin_lim_iters, name="frontend")
+        self.chunk_frames, self.num_chunks = int(chunk_frames), int(num_chunks)
+        self.generator_channels, self.critic_channels = int(generator_channels), int(critic_channels)
+        self.siamese_dim = int(siamese_dim)
+        self.travel_weight, self.identity_weight = float(travel_weight), float(identity_weight)
+        self.margin, self.max_chunks = float(margin), int(max_chunks)
+        self.generator = self._build_generator()
+        self.critic = self._build_critic()
+        self.siamese = self._build_siamese()
+
+    # ----------------------------------------------------------------- networks
+    def _down_path(self, x, sn, name):
+        conv = SNConv1D if sn else kl.Conv1D
+        c = self.generator_channels
+        h1 = conv(c, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+        h1 = kl.LeakyReLU(0.2)(kl.BatchNormalization(name=f"{name}_bn1")(h1))
+        h2 = conv(c, 9, strides=2, padding="same", use_bias=False, name=f"{name}_conv2")(h1)
+        h2 = kl.LeakyReLU(0.2)(kl.BatchNormalization(name=f"{name}_bn2")(h2))
+        h3 = conv(c, 7, strides=2, padding="same", use_bias=False, name=f"{name}_conv3")(h2)
+        h3 = kl.LeakyReLU(0.2)(kl.BatchNormalization(name=f"{name}_bn3")(h3))
+        return h1, h2, h3
+
+    def _build_generator(self):
+        m, c = self.frontend.n_mels, self.generator_channels
+        x = keras.Input((None, m))
+        h1, h2, h3 = self._down_path(x, True, "down")
+        u = SNConv1D(c, 7, padding="same", use_bias=False, name="up_conv1")(kl.UpSampling1D(2)(h3))
+        u = kl.LeakyReLU(0.2)(kl.BatchNormalization(name="up_bn1")(u))
+        u = kl.Concatenate()([u, h2])
+        u = SNConv1D(c, 9, padding="same", use_bias=False, name="up_conv2")(kl.UpSampling1D(2)(u))
+        u = kl.Concatenate()([kl.LeakyReLU(0.2)(u), h1])
+        y = SNConv1D(m, 1, use_bias=False, activation="tanh", name="to_mel")(u)
+        return keras.Model(x, y, name="generator")
+
+    def _build_critic(self):
+        c = self.critic_channels
+        x = keras.Input((self.num_chunks * self.chunk_frames, self.frontend.n_mels))
+        h = SNConv1D(c, 3, padding="same", use_bias=False, name="conv1")(x)
+        h = SNConv1D(c, 9, strides=2, padding="same", use_bias=False, name="conv2")(kl.LeakyReLU(0.2)(h))
+        h = SNConv1D(c, 7, strides=2, padding="same", use_bias=False, name="conv3")(kl.LeakyReLU(0.2)(h))
+        y = SNDense(1, name="score")(kl.Flatten()(kl.LeakyReLU(0.2)(h)))
+        return keras.Model(x, y, name="discriminator")
+
+    def _build_siamese(self):
+        x = keras.Input((self.chunk_frames, self.frontend.n_mels))
+        _, _, h = self._down_path(x, False, "siamese")
+        y = kl.Dense(self.siamese_dim, name="vector")(kl.Flatten()(h))
+        return keras.Model(x, y, name="siamese")
+
+    def build(self, input_shape=None):
+        self.frontend(ops.zeros((1, 2 * self.frontend.n_fft)))
+        self.generator.build((None, None, self.frontend.n_mels))
+        self.built = True
+
+    # --------------------------------------------------------------- features
+    @property
+    def sample_rate(self):
+        return self.frontend.sample_rate
+
+    @property
+    def crop_frames(self):
+        """Frames of a training crop that are used: ``num_chunks * chunk_frames``."""
+        return self.num_chunks * self.chunk_frames
+
+    def _min_length(self, waveform):
+        """Zero-pad waveforms shorter than one FFT window."""
+        n = waveform.shape[1]
+        missing = (max(self.frontend.n_fft - n, 0) if n is not None else
+                   ops.maximum(self.frontend.n_fft - ops.shape(waveform)[1], 0))
+        return ops.pad(waveform, ((0, 0), (0, missing)))
+
+    def features(self, waveform):
+        """Waveforms ``[B, samples]`` -> normalised log-mel ``[B, frames, n_mels]``."""
+        return self.frontend(self._min_length(ops.convert_to_tensor(waveform, "float32")))
+
+    def generate_features(self, features, training=False):
+        """``G`` on features of any width (padded with silence to a multiple of 4)."""
+        frames = features.shape[1]
+        missing = (-frames) % 4 if frames is not None else (-ops.shape(features)[1]) % 4
+        padded = ops.pad(features, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
+        out = self.generator(padded, training=training)
+        return out[:, : frames if frames is not None else ops.shape(features)[1]]
+
+    def _crop_chunks(self, waveform):
+        """Training crop -> ``(joined [B, W, M], chunks [B * num_chunks, w, M])``."""
+        feats = self.frontend(ops.convert_to_tensor(waveform, "float32"))
+        if feats.shape[1] is not None and feats.shape[1] < self.crop_frames:
+            raise ValueError(
+                f"training crops give {feats.shape[1]} frames; TraVeLGAN needs at least "
+                f"{self.crop_frames} (num_chunks * chunk_frames): crop_length >= "
+                f"{(self.crop_frames - 1) * self.frontend.hop_length}")
+        joined = feats[:, : self.crop_frames]
+        return joined, ops.reshape(joined, (-1, self.chunk_frames, self.frontend.n_mels))
+
+    def _join(self, chunks):
+        return ops.reshape(chunks, (-1, self.crop_frames, self.frontend.n_mels))
+
+    # ----------------------------------------------------------------- losses
+    @staticmethod
+    def _split(data):
+        if isinstance(data, (list, tuple)) and len(data) == 1:
+            data = data[0]
+        if not isinstance(data, (list, tuple)) or len(data) < 2:
+            raise ValueError("TraVeLGAN trains on paired batches (domain_a, domain_b); pass "
+                             "dataset.batches(..., paired=True)")
+        return data[0], data[1]
+
+    def objectives(self):
+        return [
+            Objective("discriminator", self.critic, self.discriminator_loss,
+                      metrics=("real_score", "fake_score"), role="discriminator"),
+            Objective("generator", [self.generator, self.siamese], self.generator_loss,
+                      metrics=("adversarial", "travel", "margin", "identity")),
+        ]
+
+    def discriminator_loss(self, data, training=False):
+        a, b = self._split(data)
+        _, a_chunks = self._crop_chunks(a)
+        b_joined, _ = self._crop_chunks(b)
+        fake = ops.stop_gradient(self._join(self.generator(a_chunks, training=training)))
+        real_score = self.critic(b_joined, training=training)
+        fake_score = self.critic(fake, training=training)
+        loss = hinge_discriminator_loss(real_score, fake_score, scale=0.5)
+        return loss, {"real_score": ops.mean(real_score), "fake_score": ops.mean(fake_score)}
+
+    def generator_loss(self, data, training=False):
+        a, b = self._split(data)
+        _, a_chunks = self._crop_chunks(a)
+        _, b_chunks = self._crop_chunks(b)
+        n = self.num_chunks
+        g_a = self.generator(a_chunks, training=training)
+        g_b = self.generator(b_chunks, training=training)
+        adversarial = hinge_generator_loss(self.critic(self._join(g_a), training=training))
+        shape = (-1, n, self.chunk_frames, self.frontend.n_mels)
+        a_by_crop, g_by_crop = ops.reshape(a_chunks, shape), ops.reshape(g_a, shape)
+        pair = ops.concatenate([a_by_crop[:, 0], a_by_crop[:, n - 1],
+                                g_by_crop[:, 0], g_by_crop[:, n - 1]], axis=0)
+        s_a1, s_a3, s_g1, s_g3 = ops.split(self.siamese(pair, training=training), 4, axis=0)
+        travel = travel_loss(s_a1, s_a3, s_g1, s_g3)
+        margin = margin_loss(s_a1, s_a3, self.margin)
+        identity = identity_loss(b_chunks, g_b)
+        loss = adversarial + self.travel_weight * (travel + margin) + self.identity_weight * identity
+        return loss, {"adversarial": adversarial, "travel": travel, "margin": margin,
+                      "identity": identity}
+
+    # ------------------------------------------------------------- conversion
+    def _chunk_layout(self, frames):
+        """Static: (number of chunks, padded frames) covering ``frames`` at 50 % overlap."""
+        w, h = self.chunk_frames, self.chunk_frames // 2
+        n = max(0, -(-(frames - w) // h)) + 1
+        return n, (n - 1) * h + w
+
+    def _overlap_add(self, chunks, batch, n):
+        """``[batch * n, w, M]`` generator chunks -> crossfaded ``[batch, (n + 1) w / 2, M]``."""
+        w, h, m = self.chunk_frames, self.chunk_frames // 2, self.frontend.n_mels
+        win = ops.convert_to_tensor(crossfade_window(w).astype("float32"))
+        weighted = ops.reshape(chunks, (batch, n, w, m)) * ops.reshape(win, (1, 1, w, 1))
+        first, second = weighted[:, :, :h], weighted[:, :, h:]
+        zero = ops.zeros_like(first[:, :1])
+        total = (ops.concatenate([first, zero], axis=1) + ops.concatenate([zero, second], axis=1))
+        norm_first = ops.broadcast_to(ops.reshape(win[:h], (1, 1, h, 1)), (1, n, h, 1))
+        norm_second = ops.broadcast_to(ops.reshape(win[h:], (1, 1, h, 1)), (1, n, h, 1))
+        zero_n = ops.zeros((1, 1, h, 1))
+        norm = (ops.concatenate([norm_first, zero_n], axis=1)
+                + ops.concatenate([zero_n, norm_second], axis=1))
+        return ops.reshape(total / norm, (batch, -1, m))
+
+    def _frame(self, features, n):
+        """``[B, L, M]`` (L = padded frames) -> ``[B * n, w, M]`` chunks at hop ``w / 2``."""
+        w, h = self.chunk_frames, self.chunk_frames // 2
+        index = ops.reshape(ops.arange(n) * h, (n, 1)) + ops.reshape(ops.arange(w), (1, w))
+        chunks = ops.take(features, ops.reshape(index, (-1,)), axis=1)
+        return ops.reshape(chunks, (-1, w, self.frontend.n_mels))
+
+    def convert_features(self, features):
+        """In-graph conversion of features of any width: overlapping chunks, crossfade."""
+        frames = features.shape[1]
+        if frames is None:  # dynamic width (export): same arithmetic on tensors
+            frames = ops.shape(features)[1]
+            w, h = self.chunk_frames, self.chunk_frames // 2
+            n = ops.maximum(0, (frames - w + h - 1) // h) + 1
+            padded = (n - 1) * h + w
+        else:
+            n, padded = self._chunk_layout(frames)
+        batch = ops.shape(features)[0]
+        feats = ops.pad(features, ((0, 0), (0, padded - frames), (0, 0)), constant_values=-1.0)
+        out = self.generator(self._frame(feats, n), training=False)
+        return self._overlap_add(out, batch, n)[:, :frames]
+
+    @inference
+    def translate(self, waveform):
+        """Waveforms ``[B, samples]`` -> converted waveforms of the same length, in one graph.
+
+        Every chunk goes through the generator at once; :meth:`convert` bounds memory.
+        """
+        waveform = ops.convert_to_tensor(waveform, "float32")
+        length = waveform.shape[1] if waveform.shape[1] is not None else ops.shape(waveform)[1]
+        converted = self.convert_features(self.features(waveform))
+        out_length = (max(length, self.frontend.n_fft) if isinstance(length, int)
+                      else ops.maximum(length, self.frontend.n_fft))
+        return self.frontend.to_waveform(converted, out_length)[:, :length]
+
+    @inference
+    def _features_jit(self, waveform):
+        return self.features(waveform)
+
+    @inference
+    def _generate_jit(self, chunks):
+        return self.generator(chunks, training=False)
+
+    @inference
+    def _waveform_jit(self, features, length):
+        return self.frontend.to_waveform(features, length)
+
+    def convert(self, waveform, max_chunks=None):
+        """Convert a waveform of any length from domain A to domain B.
+
+        Args:
+            waveform: float32 ``[samples]`` or ``[batch, samples]`` at ``sample_rate``.
+            max_chunks: chunks per generator call (default ``self.max_chunks``);
+                memory stays bounded however long the input is.
+
+        Returns:
+            float32 numpy array of the input's shape.
+        """
+        x = np.asarray(ops.convert_to_numpy(waveform) if not isinstance(waveform, np.ndarray)
+                       else waveform, dtype=np.float32)
+        if x.ndim not in (1, 2) or x.shape[-1] == 0:
+            raise ValueError(f"waveform must be [samples] or [batch, samples] with samples > 0, "
+                             f"got shape {x.shape}")
+        single = x.ndim == 1
+        x = x[None] if single else x
+        batch, length = x.shape
+        padded_wave = np.pad(x, ((0, 0), (0, max(self.frontend.n_fft - length, 0))))
+        feats = np.asarray(ops.convert_to_numpy(self._features_jit(padded_wave)))
+        frames = feats.shape[1]
+        n, padded = self._chunk_layout(frames)
+        feats = np.pad(feats, ((0, 0), (0, padded - frames), (0, 0)), constant_values=-1.0)
+        w, h = self.chunk_frames, self.chunk_frames // 2
+        starts = np.arange(n) * h
+        chunks = np.stack([feats[:, s:s + w] for s in starts], axis=1).reshape(-1, w, feats.shape[2])
+        size = min(int(max_chunks or self.max_chunks), len(chunks))
+        outs = []
+        for i in range(0, len(chunks), size):
+            part = chunks[i:i + size]
+            fill = size - len(part)  # one compiled shape on JAX
+            part = np.concatenate([part, np.full((fill,) + part.shape[1:], -1.0, "float32")])
+            outs.append(np.asarray(ops.convert_to_numpy(self._generate_jit(part)))[:size - fill])
+        out = np.concatenate(outs).reshape(batch, n, w, -1)
+        win = crossfade_window(w).astype("float32")[None, None, :, None]
+        total = np.zeros((batch, padded, out.shape[-1]), "float32")
+        norm = np.zeros((1, padded, 1), "float32")
+        for k, s in enumerate(starts):
+            total[:, s:s + w] += out[:, k] * win[:, 0]
+            norm[:, s:s + w] += win[:, 0]
+        converted = (total / norm)[:, :frames]
+        y = np.asarray(ops.convert_to_numpy(
+            self._waveform_jit(converted, max(length, self.frontend.n_fft))))[:, :length]
+        return y[0] if single else y
+
+    def call(self, waveform, training=False):
+        """Waveforms -> converted waveforms (the in-graph :meth:`translate`)."""
+        return self.translate(waveform)
+
+    def audio_examples(self, clips):
+        """Domain-A input clips and their conversions to domain B, for listening."""
+        clips = np.asarray(ops.convert_to_numpy(clips), "float32")
+        return {"input": clips, "converted": self.convert(clips)}
+
+    def serving_endpoints(self):
+        """Exported signatures: waveform ``[batch, samples]`` (any length) -> converted."""
+        return {"forward": (self.translate, [(None, None)])}
+
+    def get_config(self):
+        fe = self.frontend
+        return {**super().get_config(), "sample_rate": fe.sample_rate, "n_fft": fe.n_fft,
+                "hop_length": fe.hop_length, "n_mels": fe.n_mels, "fmin": fe.fmin, "fmax": fe.fmax,
+                "min_db": fe.min_db, "ref_db": fe.ref_db, "griffin_lim_iters": fe.griffin_lim_iters,
+                "chunk_frames": self.chunk_frames, "num_chunks": self.num_chunks,
+                "generator_channels": self.generator_channels,
+                "critic_channels": self.critic_channels, "siamese_dim": self.siamese_dim,
+                "travel_weight": self.travel_weight, "identity_weight": self.identity_weight,
+                "margin": self.margin, "max_chunks": self.max_chunks}
+
