@@ -56,6 +56,7 @@ def travel_loss(s_a1, s_a3, s_ga1, s_ga3):
     ``t = s_a1 - s_a3`` (siamese vectors of two source chunks), ``t' = s_ga1 - s_ga3``
     (of their translations); all ``[batch, dim]``.
     """
+    s_a1, s_a3, s_ga1, s_ga3 = (ops.convert_to_tensor(s) for s in (s_a1, s_a3, s_ga1, s_ga3))
     t, t_gen = s_a1 - s_a3, s_ga1 - s_ga3
     distance = ops.mean(ops.square(t - t_gen))
     cosine = ops.mean(ops.sum(_l2_normalize(t) * _l2_normalize(t_gen), axis=-1))
@@ -64,13 +65,14 @@ def travel_loss(s_a1, s_a3, s_ga1, s_ga3):
 
 def margin_loss(s_a1, s_a3, delta=2.0):
     """Siamese margin: ``mean max(0, delta - ||s_a1 - s_a3||)^2``."""
+    s_a1, s_a3 = ops.convert_to_tensor(s_a1), ops.convert_to_tensor(s_a3)
     norm = ops.sqrt(ops.sum(ops.square(s_a1 - s_a3), axis=-1) + 1e-12)
     return ops.mean(ops.square(ops.relu(delta - norm)))
 
 
 def identity_loss(b, g_b):
     """Identity mapping: mean absolute error between ``G(b)`` and ``b``."""
-    return ops.mean(ops.abs(g_b - b))
+    return ops.mean(ops.abs(ops.convert_to_tensor(g_b) - ops.convert_to_tensor(b)))
 
 
 def crossfade_window(width):

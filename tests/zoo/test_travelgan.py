@@ -1,0 +1,163 @@
+"""TraVeLGAN (MelGAN-VC): losses vs numpy, shapes, any-length conversion, training, saving, CLI."""
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+from keras import ops
+
+from zoo import cli, registry
+from zoo.data import load_dataset
+from zoo.models.travelgan import (TraVeLGAN, crossfade_window, identity_loss, margin_loss,
+                                  travel_loss)
+
+TINY = registry.load_recipe("travelgan", tiny=True)
+SR = 16000
+
+
+def tiny_model(**overrides):
+    keras.utils.set_random_seed(0)
+    return registry.build(TINY, **overrides)
+
+
+def numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Three batches (3 critic updates, 1 generator + siamese update) on builtin:timbre."""
+    model = tiny_model()
+    model.compile_from_recipe(TINY["train"])
+    before = {net.name: [numpy(v) for v in net.trainable_variables]
+              for net in (model.generator, model.critic, model.siamese)}
+    ds = load_dataset("builtin:timbre", SR, TINY["data"]["crop_length"], progress=False)
+    data = ds.batches(2, num_steps=3, paired=True, loader="py")
+    history = model.fit(data, epochs=1, steps_per_epoch=3, shuffle=False, verbose=0)
+    return model, history.history, before
+
+
+# ------------------------------------------------------------------ losses vs numpy
+def _np_losses(s1, s3, g1, g3, delta):
+    t, tg = s1 - s3, g1 - g3
+    cos = np.sum(t * tg, -1) / (np.linalg.norm(t, axis=-1) * np.linalg.norm(tg, axis=-1))
+    travel = np.mean((t - tg) ** 2) - np.mean(cos)
+    margin = np.mean(np.maximum(0.0, delta - np.linalg.norm(t, axis=-1)) ** 2)
+    return travel, margin
+
+
+def test_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    s1, s3, g1, g3 = (rng.standard_normal((4, 5)).astype("float32") for _ in range(4))
+    s3[0] = s1[0] + 0.1  # a short t: the margin is active for some rows only
+    travel, margin = _np_losses(s1, s3, g1, g3, 2.0)
+    np.testing.assert_allclose(numpy(travel_loss(s1, s3, g1, g3)), travel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(numpy(margin_loss(s1, s3, 2.0)), margin, rtol=1e-5, atol=1e-6)
+    assert 0 < margin
+    # Identical transformation vectors: no distance, cosine 1.
+    np.testing.assert_allclose(numpy(travel_loss(s1, s3, s1 + 1.0, s3 + 1.0)), -1.0, atol=1e-5)
+    b, gb = rng.uniform(-1, 1, (2, 8, 3)), rng.uniform(-1, 1, (2, 8, 3))
+    np.testing.assert_allclose(numpy(identity_loss(b.astype("float32"), gb.astype("float32"))),
+                               np.mean(np.abs(gb - b)), rtol=1e-5)
+
+
+def test_generator_objective_weights_losses():
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    crop = TINY["data"]["crop_length"]
+    a, b = (0.1 * rng.standard_normal((2, crop)).astype("float32") for _ in range(2))
+    loss, logs = model.generator_loss((a, b), training=False)
+    logs = {k: float(numpy(v)) for k, v in logs.items()}
+    expected = logs["adversarial"] + 10 * (logs["travel"] + logs["margin"]) + 0.5 * logs["identity"]
+    np.testing.assert_allclose(float(numpy(loss)), expected, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ shapes
+@pytest.mark.parametrize("frames", [8, 24, 40, 13, 1])
+def test_generator_keeps_feature_shape(frames):
+    model = tiny_model()
+    x = np.random.default_rng(0).uniform(-1, 1, (3, frames, 32)).astype("float32")
+    y = numpy(model.generate_features(x))
+    assert y.shape == x.shape and np.all(np.abs(y) <= 1.0)
+    assert numpy(model.convert_features(x)).shape == x.shape
+
+
+def test_chunking_and_crossfade_reconstruct_identity():
+    """Framing at 50 % overlap + windowed overlap-add is exact: no seams from the joins."""
+    model = tiny_model()
+    w = model.chunk_frames
+    np.testing.assert_allclose(crossfade_window(w)[: w // 2] + crossfade_window(w)[w // 2:], 1.0)
+    for frames in (8, 29, 100):
+        n, padded = model._chunk_layout(frames)
+        x = np.random.default_rng(frames).uniform(-1, 1, (2, padded, 32)).astype("float32")
+        y = numpy(model._overlap_add(model._frame(x, n), 2, n))
+        np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 7.3, 60.0])
+def test_convert_any_length(seconds):
+    model = tiny_model()
+    n = int(round(seconds * SR))
+    t = np.arange(n) / SR
+    x = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype("float32")
+    y = model.convert(x, max_chunks=64)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+    if seconds < 1:  # batched, memory-bounded and in-graph conversion agree
+        batch = np.stack([x, 0.5 * x])
+        yb = model.convert(batch, max_chunks=3)
+        assert yb.shape == batch.shape
+        np.testing.assert_allclose(yb[0], y, atol=1e-4)
+        np.testing.assert_allclose(numpy(model.translate(batch)), yb, atol=1e-4)
+
+
+def test_convert_very_short_input():
+    model = tiny_model()
+    assert model.convert(np.zeros(10, "float32")).shape == (10,)
+    with pytest.raises(ValueError, match="samples"):
+        model.convert(np.zeros((0,), "float32"))
+
+
+# ---------------------------------------------------------------------- training
+def test_training_updates_every_network_and_logs_all_losses(trained):
+    model, history, before = trained
+    for key in ("loss", "discriminator_loss", "generator_loss", "real_score", "fake_score",
+                "adversarial", "travel", "margin", "identity"):
+        assert key in history and np.isfinite(history[key][-1]), key
+    for net in (model.generator, model.critic, model.siamese):
+        # Every kernel moves (the critic's output bias legitimately gets zero gradient
+        # from the hinge loss while both margins are active).
+        changed = {v.path: not np.array_equal(a, numpy(v))
+                   for a, v in zip(before[net.name], net.trainable_variables)
+                   if "kernel" in v.path}
+        assert changed and all(changed.values()), f"{net.name}: {changed}"
+    assert model.schedule["generator"] == {"every": 3, "at": [2], "repeats": 1}
+
+
+def test_keras_round_trip_is_exact(trained, tmp_path):
+    model, _, _ = trained
+    path = tmp_path / "travelgan.keras"
+    model.save(path)
+    restored = registry.load_saved(path)
+    assert type(restored) is TraVeLGAN and restored.get_config() == model.get_config()
+    for a, b in zip(model.variables, restored.variables):
+        np.testing.assert_array_equal(numpy(a), numpy(b))
+    x = (0.1 * np.random.default_rng(0).standard_normal(5000)).astype("float32")
+    np.testing.assert_array_equal(model.convert(x), restored.convert(x))
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_convert(trained, tmp_path, capsys):
+    model, _, _ = trained
+    saved = tmp_path / "m.keras"
+    model.save(saved)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio at all")
+    assert cli.main(["convert", str(saved), str(bad), str(tmp_path / "o.wav")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "broken.wav" in err
+    # Stereo 22.05 kHz in, 8 kHz out: same duration.
+    wav = tmp_path / "in.wav"
+    sf.write(wav, 0.2 * np.random.default_rng(0).standard_normal((6615, 2)), 22050)
+    out = tmp_path / "out.wav"
+    assert cli.main(["convert", str(saved), str(wav), str(out), "--sample-rate", "8000"]) == 0
+    y, rate = sf.read(out)
+    assert rate == 8000 and y.ndim == 1 and abs(len(y) - 2400) <= 2
