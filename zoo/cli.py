@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 
-DEMO_STEPS = 600
+DEMO_STEPS = 1500  # about 3 minutes on a 2-core CPU (TensorFlow)
 
 
 def _cmd_list(args):
