@@ -96,7 +96,12 @@ def _cmd_convert(args):
     from zoo.data import write_audio
     from zoo.data.audio import resample
 
-    model = zoo.load(args.model)
+    from zoo import registry
+
+    # A bare model name converts with its shipped weights (an untrained model cannot).
+    weights = args.weights or (registry.DEFAULT_WEIGHTS.get(args.model)
+                               if args.model in registry.list_models() else None)
+    model = zoo.load(args.model, weights=weights) if weights else zoo.load(args.model)
     if not hasattr(model, "convert"):
         raise ZooError(f"{type(model).__name__} does not convert audio between domains")
     wave = _load_wave(args.input, model)
@@ -170,10 +175,40 @@ def _cmd_demo(args):
     examples = write_examples(result.model, ds.clips(4, seed=1), recipe.sample_rate,
                               out / "examples")
     export(result.run_dir, out / "saved_model", verbose=False)
+    converted = _demo_conversion(out / "conversion")
     print(f"\ndone in {time.time() - start:.0f} s")
     print(f"  run (checkpoints, TensorBoard logs, per-epoch samples): {result.run_dir}")
     print(f"  audio examples and spectrogram PNGs: {examples}")
     print(f"  SavedModel (forward/encode/decode on raw waveforms): {out / 'saved_model'}")
+    if converted:
+        print(f"  TraVeLGAN brass -> reed with the shipped weights (audio + PNG): {converted}")
+
+
+def _demo_conversion(folder):
+    """Convert a held-out built-in brass melody with the shipped TraVeLGAN weights."""
+    import keras
+
+    import zoo
+    from zoo import registry
+    from zoo.audio.plots import save_spectrograms
+    from zoo.data import load_dataset, write_audio
+
+    try:
+        model = zoo.load("travelgan", weights=registry.DEFAULT_WEIGHTS["travelgan"])
+    except ZooError:
+        return None  # weights not shipped in this install
+    ds = load_dataset("builtin:timbre", model.sample_rate, 16000, progress=False)
+    name = ds.files("val", domain="brass")[0]
+    source = ds.waveform(name)
+    target = ds.waveform(name.replace("brass", "reed", 1))
+    converted = keras.ops.convert_to_numpy(model.convert(source))
+    for label, wave in (("brass_input", source), ("converted_to_reed", converted),
+                        ("true_reed", target)):
+        write_audio(folder / f"{label}.wav", wave, model.sample_rate)
+    save_spectrograms(folder / "spectrogram.png", {"brass input": source,
+                      "converted to reed": converted, "true reed rendering": target},
+                      model.sample_rate)
+    return folder
 
 
 def build_parser():
@@ -217,6 +252,8 @@ def build_parser():
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--sample-rate", type=int, help="resample the output to this rate")
+    p.add_argument("--weights", help="shipped weights for a registry name (default: the "
+                   "model's shipped default, e.g. travelgan -> timbre)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("sample", help="draw audio from a VAE's prior")

@@ -32,6 +32,9 @@ _MODELS = {
     "travelgan": "zoo.models.travelgan:TraVeLGAN",
 }
 
+# name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
+DEFAULT_WEIGHTS = {"travelgan": "timbre"}
+
 RUN_CHECKPOINT = "checkpoint.keras"
 RUN_FINAL = "model.keras"
 RUN_RECIPE = "recipe.json"
