@@ -95,8 +95,13 @@ class SpectralFrontEnd(keras.layers.Layer):
         frames = None if input_shape[-1] is None else self.num_frames(input_shape[-1])
         return (input_shape[0], frames, self.n_mels)
 
-    def get_config(self):
-        return {**super().get_config(), "sample_rate": self.sample_rate, "n_fft": self.n_fft,
+    def arguments(self):
+        """The front-end's constructor arguments (models that own one repeat them in
+        their own ``get_config``)."""
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "n_mels": self.n_mels, "fmin": self.fmin,
                 "fmax": self.fmax, "min_db": self.min_db, "ref_db": self.ref_db,
                 "griffin_lim_iters": self.griffin_lim_iters}
+
+    def get_config(self):
+        return {**super().get_config(), **self.arguments()}

@@ -398,10 +398,7 @@ class TraVeLGAN(AdversarialModel):
         return {"forward": (self.translate, [(None, None)])}
 
     def get_config(self):
-        fe = self.frontend
-        return {**super().get_config(), "sample_rate": fe.sample_rate, "n_fft": fe.n_fft,
-                "hop_length": fe.hop_length, "n_mels": fe.n_mels, "fmin": fe.fmin, "fmax": fe.fmax,
-                "min_db": fe.min_db, "ref_db": fe.ref_db, "griffin_lim_iters": fe.griffin_lim_iters,
+        return {**super().get_config(), **self.frontend.arguments(),
                 "chunk_frames": self.chunk_frames, "num_chunks": self.num_chunks,
                 "generator_channels": self.generator_channels,
                 "critic_channels": self.critic_channels, "siamese_dim": self.siamese_dim,

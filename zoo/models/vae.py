@@ -255,10 +255,7 @@ class SpectrogramVAE(ZooModel):
         self.built = True
 
     def get_config(self):
-        fe = self.frontend
-        return {**super().get_config(), "sample_rate": fe.sample_rate, "n_fft": fe.n_fft,
-                "hop_length": fe.hop_length, "n_mels": fe.n_mels, "fmin": fe.fmin, "fmax": fe.fmax,
-                "min_db": fe.min_db, "ref_db": fe.ref_db, "griffin_lim_iters": fe.griffin_lim_iters,
+        return {**super().get_config(), **self.frontend.arguments(),
                 "latent_dim": self.latent_dim, "channels": self.channels,
                 "num_downsamples": self.num_downsamples, "kernel_size": self.kernel_size,
                 "variational": self.variational, "likelihood": self.likelihood,
