@@ -10,7 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["istft", "griffin_lim", "GriffinLim", "mel_to_linear", "hann_window"]
+__all__ = ["istft", "griffin_lim", "GriffinLim", "mel_to_linear", "hann_window",
+           "invert_mel_by_gradient"]
 
 
 def hann_window(n):
@@ -167,3 +168,69 @@ def mel_to_linear(mel, mel_scale, method="pinv"):
         linear = librosa.util.nnls(mel_scale.filterbank.T, flat)  # [bins, N]
         return linear.T.reshape(mel.shape[:-1] + (-1,)).astype("float32")
     raise ValueError(f"method must be 'pinv' or 'nnls', got {method!r}")
+
+
+def invert_mel_by_gradient(target_power_mel, mel_scale, n_fft, hop_length, length,
+                           iterations=2000, learning_rate=0.003, seed=0, power_scale=1.0):
+    """Mel -> waveform by gradient descent (MelGAN-VC's inversion): slow, no phase model.
+
+    A waveform, initialised with small Gaussian noise, is optimised with Adam so
+    that the power mel of its STFT (centred, periodic Hann, as
+    ``layers.spectral.stft_magnitude``), ``mel_scale(|STFT|^2) * power_scale``,
+    matches ``target_power_mel`` in mean absolute error. It runs as Keras itself:
+    a tiny ``keras.Model`` whose only trainable weight is the waveform, compiled
+    with ``Adam(learning_rate)`` and fit for ``iterations`` steps on a dummy input,
+    so the gradients are the backend's own and there is no backend dispatch code.
+    Eager/outside an exported graph (it trains); numpy in, numpy out.
+
+    Args:
+        target_power_mel: ``[batch, frames, n_mels]`` (or ``[frames, n_mels]``) power mel.
+        mel_scale: the ``layers.MelScale`` that maps ``[..., n_fft // 2 + 1]`` to mels.
+        n_fft, hop_length: STFT settings (window = ``n_fft``).
+        length: samples of the waveform to optimise (``frames = 1 + length // hop``).
+        iterations: Adam steps (the reference uses 2000).
+        learning_rate: Adam learning rate (the reference uses 0.003).
+        seed: seed of the initial noise.
+        power_scale: factor applied to ``mel_scale(|STFT|^2)`` before comparison
+            (``SpectralFrontEnd.power_scale`` for its calibrated power mel).
+
+    Returns:
+        float32 numpy waveforms ``[batch, length]`` (``[length]`` for a 2-D target).
+    """
+    target = np.asarray(ops.convert_to_numpy(target_power_mel), dtype="float32")
+    single = target.ndim == 2
+    target = target[None] if single else target
+    batch, length = target.shape[0], int(length)
+    frames = 1 + length // hop_length
+    if target.shape[1] != frames:
+        raise ValueError(f"target has {target.shape[1]} frames; a waveform of {length} samples "
+                         f"at hop {hop_length} gives {frames}")
+    filterbank = np.asarray(mel_scale.filterbank, dtype="float32")
+    init = (1e-3 * np.random.default_rng(seed).standard_normal((batch, length))).astype("float32")
+
+    class _Waveform(keras.Model):
+        def __init__(self):
+            super().__init__(name="waveform_inversion")
+            self.wave = self.add_weight(shape=(batch, length), name="waveform",
+                                        initializer=keras.initializers.Constant(init))
+
+        def call(self, _):
+            real, imag = ops.stft(self.wave, n_fft, hop_length, n_fft, window="hann", center=True)
+            power = ops.square(real) + ops.square(imag)
+            return ops.matmul(power, ops.convert_to_tensor(filterbank)) * power_scale
+
+    def mel_l1(y_true, y_pred):
+        return ops.mean(ops.abs(y_pred - y_true))
+
+    model = _Waveform()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=mel_l1)
+    dummy = np.zeros((batch, 1), "float32")
+
+    def data():
+        while True:
+            yield dummy, target
+
+    if iterations > 0:
+        model.fit(data(), steps_per_epoch=int(iterations), epochs=1, shuffle=False, verbose=0)
+    wave = np.asarray(ops.convert_to_numpy(model.wave), dtype="float32")
+    return wave[0] if single else wave

@@ -7,8 +7,10 @@ from keras import ops
 
 from zoo import cli, registry
 from zoo.data import load_dataset
+from layers import MelScale, invert_mel_by_gradient
+from layers.spectral import stft_magnitude
 from zoo.models.travelgan import (TraVeLGAN, crossfade_window, identity_loss, margin_loss,
-                                  travel_loss)
+                                  pairwise_margin_loss, pairwise_travel_loss, travel_loss)
 
 TINY = registry.load_recipe("travelgan", tiny=True)
 SR = 16000
@@ -106,7 +108,9 @@ def test_convert_any_length(seconds):
         yb = model.convert(batch, max_chunks=3)
         assert yb.shape == batch.shape
         np.testing.assert_allclose(yb[0], y, atol=1e-4)
-        np.testing.assert_allclose(numpy(model.translate(batch)), yb, atol=1e-4)
+        # in-graph vs chunk-batched paths: different float summation orders through
+        # Griffin-Lim (torch with one thread differs by ~1e-4)
+        np.testing.assert_allclose(numpy(model.translate(batch)), yb, atol=1e-3)
 
 
 def test_convert_very_short_input():
@@ -161,3 +165,115 @@ def test_cli_convert(trained, tmp_path, capsys):
     assert cli.main(["convert", str(saved), str(wav), str(out), "--sample-rate", "8000"]) == 0
     y, rate = sf.read(out)
     assert rate == 8000 and y.ndim == 1 and abs(len(y) - 2400) <= 2
+
+
+# ------------------------------------------------- original TraVeLGAN variant
+ORIGINAL = registry.load_recipe("travelgan_original", tiny=True)
+
+
+def _np_pairwise(sx, sg, delta):
+    """Numpy transcription: all ordered pairs i != j, t_ij = s_i - s_j."""
+    n = len(sx)
+    dist, cos, margin = [], [], []
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            t, tg = sx[i] - sx[j], sg[i] - sg[j]
+            dist.append(np.mean((t - tg) ** 2))
+            cos.append(t @ tg / (np.linalg.norm(t) * np.linalg.norm(tg)))
+            margin.append(max(0.0, delta - np.sum(t ** 2)))
+    return np.mean(dist) - np.mean(cos), np.mean(margin)
+
+
+def test_pairwise_travel_and_original_margin_match_numpy():
+    rng = np.random.default_rng(3)
+    sx, sg = (rng.standard_normal((5, 4)).astype("float32") for _ in range(2))
+    sx[1] = sx[0] + 0.3  # some pairs inside the margin, some outside
+    for delta in (10.0, 3.0):
+        travel, margin = _np_pairwise(sx.astype("float64"), sg.astype("float64"), delta)
+        np.testing.assert_allclose(numpy(pairwise_travel_loss(sx, sg)), travel, rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(numpy(pairwise_margin_loss(sx, delta)), margin, rtol=1e-5,
+                                   atol=1e-6)
+    assert 0 < float(numpy(pairwise_margin_loss(sx, 3.0))) < 3.0
+    # Same transformation vectors: distance 0, cosine 1 for every pair.
+    np.testing.assert_allclose(numpy(pairwise_travel_loss(sx, sx + 2.0)), -1.0, atol=1e-5)
+
+
+def test_original_variant_config_and_objective():
+    keras.utils.set_random_seed(0)
+    model = registry.build(ORIGINAL)
+    assert model.variant == "travelgan" and model.identity_weight == 0.0 and model.margin == 10.0
+    assert TraVeLGAN(variant="travelgan", n_fft=256, hop_length=64, n_mels=32, chunk_frames=8,
+                     generator_channels=8, critic_channels=8, siamese_dim=4).margin == 10.0
+    assert tiny_model().get_config()["variant"] == "melgan_vc"
+    with pytest.raises(ValueError, match="variant"):
+        TraVeLGAN(variant="cyclegan")
+    rng = np.random.default_rng(1)
+    crop = ORIGINAL["data"]["crop_length"]
+    a, b = (0.1 * rng.standard_normal((2, crop)).astype("float32") for _ in range(2))
+    loss, logs = model.generator_loss((a, b), training=False)
+    logs = {k: float(numpy(v)) for k, v in logs.items()}
+    assert logs["identity"] == 0.0
+    np.testing.assert_allclose(float(numpy(loss)),
+                               logs["adversarial"] + 10 * (logs["travel"] + logs["margin"]),
+                               rtol=1e-5)
+    # Non-saturating losses, all pairs of the batch's chunks.
+    _, a_chunks = model._crop_chunks(a)
+    g_a = model.generator(a_chunks, training=False)
+    fake = model.critic(model._join(g_a), training=False)
+    np.testing.assert_allclose(logs["adversarial"],
+                               np.mean(np.logaddexp(0.0, -numpy(fake))), rtol=1e-5)
+    sx, sg = numpy(model.siamese(a_chunks)), numpy(model.siamese(g_a))
+    travel, margin = _np_pairwise(sx.astype("float64"), sg.astype("float64"), 10.0)
+    np.testing.assert_allclose(logs["travel"], travel, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logs["margin"], margin, rtol=1e-4, atol=1e-5)
+
+
+def test_original_variant_trains():
+    keras.utils.set_random_seed(0)
+    model = registry.build(ORIGINAL)
+    model.compile_from_recipe(ORIGINAL["train"])
+    assert model.schedule["generator"]["every"] == 1  # 1:1 critic/generator updates
+    nets = (model.generator, model.critic, model.siamese)
+    before = {n.name: [numpy(v) for v in n.trainable_variables] for n in nets}
+    ds = load_dataset("builtin:timbre", SR, ORIGINAL["data"]["crop_length"], progress=False)
+    data = ds.batches(2, num_steps=2, paired=True, loader="py")
+    history = model.fit(data, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0).history
+    for key in ("discriminator_loss", "generator_loss", "adversarial", "travel", "margin"):
+        assert np.isfinite(history[key][-1]), key
+    for net in nets:
+        moved = [not np.array_equal(a, numpy(v))
+                 for a, v in zip(before[net.name], net.trainable_variables) if "kernel" in v.path]
+        assert moved and all(moved), net.name
+
+
+# ------------------------------------------------------- gradient mel inversion
+def test_gradient_mel_inversion_reduces_mel_error():
+    mel = MelScale(SR, 256, 32, htk=True, norm=None)
+    t = np.arange(2048) / SR
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 1250 * t)).astype("float32")
+    target = numpy(mel(stft_magnitude(x[None], 256, 64, power=2.0)))
+
+    def error(w):
+        return float(np.mean(np.abs(numpy(mel(stft_magnitude(w[None], 256, 64, power=2.0)))
+                                    - target[0])))
+
+    start = invert_mel_by_gradient(target[0], mel, 256, 64, 2048, iterations=0)
+    assert start.shape == (2048,) and start.dtype == np.float32
+    out = invert_mel_by_gradient(target[0], mel, 256, 64, 2048, iterations=300,
+                                 learning_rate=0.01)
+    assert out.shape == (2048,) and np.all(np.isfinite(out))
+    assert error(out) < 0.2 * error(start), (error(start), error(out))  # ~0.1 measured
+
+
+def test_convert_with_gradient_inversion():
+    model = tiny_model()
+    x = (0.1 * np.random.default_rng(0).standard_normal(3000)).astype("float32")
+    y = model.convert(x, inversion="gradient", iterations=5)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+    yb = model.convert(np.stack([x, x]), inversion="gradient", iterations=5)
+    assert yb.shape == (2, 3000)
+    with pytest.raises(ValueError, match="inversion"):
+        model.convert(x, inversion="nnls")

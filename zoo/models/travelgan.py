@@ -30,19 +30,40 @@ to ``S(G(a1)) - S(a1)``; the seed and REFERENCE.md define it on ``t``, as here.)
 Conversion of any length (:meth:`TraVeLGAN.convert`): features -> chunks of
 ``chunk_frames`` with 50 % overlap -> ``G`` in batches of at most
 ``max_chunks`` -> overlap-add with a ``sin^2`` window normalised by the window
-sum (a crossfade: no seams) -> Griffin-Lim -> the input's length.
+sum (a crossfade: no seams) -> Griffin-Lim (or, with ``inversion="gradient"``,
+the reference's Adam-on-L1 mel inversion) -> the input's length.
+
+Variants (``variant``):
+
+* ``"melgan_vc"`` (default): everything above.
+* ``"travelgan"``: the original TraVeLGAN (Amodio 2019) losses. TraVeL vectors
+  over ALL ordered pairs ``i != j`` of siamese inputs in the batch,
+  ``t_ij = S(x_i) - S(x_j)``, ``t'_ij = S(G(x_i)) - S(G(x_j))``
+  (:func:`pairwise_travel_loss`, the same distance - cosine form averaged over
+  pairs). The siamese sees single chunks, so the pairs are over all
+  ``batch * num_chunks`` chunks of the batch (chunks of one crop and of
+  different crops alike). Margin ``mean_ij max(0, margin - ||t_ij||^2)``
+  (:func:`pairwise_margin_loss`; margin 10), sigmoid cross-entropy
+  (non-saturating) GAN losses, identity weight 0 by default. Its 1:1
+  critic/generator schedule and siamese size 1000 are in
+  ``recipes/travelgan_original.toml``.
 """
 import keras
 import numpy as np
 from keras import layers as kl
 from keras import ops
 
-from layers import SNConv1D, SNDense, hinge_discriminator_loss, hinge_generator_loss
+from layers import (SNConv1D, SNDense, hinge_discriminator_loss, hinge_generator_loss,
+                    invert_mel_by_gradient, nonsaturating_discriminator_loss,
+                    nonsaturating_generator_loss)
 from zoo.models.base import inference
 from zoo.models.spectral import SpectralFrontEnd
 from zoo.training.adversarial import AdversarialModel, Objective
 
-__all__ = ["TraVeLGAN", "travel_loss", "margin_loss", "identity_loss", "crossfade_window"]
+__all__ = ["TraVeLGAN", "travel_loss", "margin_loss", "identity_loss", "crossfade_window",
+           "pairwise_travel_loss", "pairwise_margin_loss"]
+
+VARIANTS = ("melgan_vc", "travelgan")
 
 
 # ------------------------------------------------------------------------- losses
@@ -68,6 +89,34 @@ def margin_loss(s_a1, s_a3, delta=2.0):
     s_a1, s_a3 = ops.convert_to_tensor(s_a1), ops.convert_to_tensor(s_a3)
     norm = ops.sqrt(ops.sum(ops.square(s_a1 - s_a3), axis=-1) + 1e-12)
     return ops.mean(ops.square(ops.relu(delta - norm)))
+
+
+def _pair_differences(s):
+    """``[N, dim]`` -> (``t [N, N, dim]`` with ``t_ij = s_i - s_j``, off-diagonal mask, pairs)."""
+    s = ops.convert_to_tensor(s)
+    n = s.shape[0] if s.shape[0] is not None else ops.shape(s)[0]
+    mask = 1.0 - ops.eye(n, dtype=s.dtype)
+    return ops.expand_dims(s, 1) - ops.expand_dims(s, 0), mask, ops.sum(mask)
+
+
+def pairwise_travel_loss(s_x, s_g):
+    """Original TraVeLGAN TraVeL loss over all ordered pairs ``i != j`` of the batch.
+
+    ``t_ij = s_x[i] - s_x[j]``, ``t'_ij = s_g[i] - s_g[j]`` (``s_g``: siamese vectors of
+    the translations of the same inputs, ``[N, dim]``, ``N >= 2``);
+    ``mean_ij mean_d (t - t')^2 - mean_ij cos(t_ij, t'_ij)``.
+    """
+    t, mask, pairs = _pair_differences(s_x)
+    t_gen, _, _ = _pair_differences(s_g)
+    distance = ops.sum(mask * ops.mean(ops.square(t - t_gen), axis=-1)) / pairs
+    cosine = ops.sum(mask * ops.sum(_l2_normalize(t) * _l2_normalize(t_gen), axis=-1)) / pairs
+    return distance - cosine
+
+
+def pairwise_margin_loss(s_x, delta=10.0):
+    """Original TraVeLGAN siamese margin: ``mean_{i != j} max(0, delta - ||s_i - s_j||^2)``."""
+    t, mask, pairs = _pair_differences(s_x)
+    return ops.sum(mask * ops.relu(delta - ops.sum(ops.square(t), axis=-1))) / pairs
 
 
 def identity_loss(b, g_b):
@@ -97,7 +146,13 @@ class TraVeLGAN(AdversarialModel):
             ``num_chunks * chunk_frames`` frames).
         generator_channels, critic_channels: convolution widths.
         siamese_dim: siamese latent size.
-        travel_weight, identity_weight, margin: loss weights and margin delta.
+        travel_weight, identity_weight, margin: loss weights and margin delta
+            (``identity_weight`` and ``margin`` default to 0.5 and 2.0 for
+            ``"melgan_vc"``, 0.0 and 10.0 for ``"travelgan"``).
+        variant: ``"melgan_vc"`` (hinge GAN, first/last-chunk TraVeL,
+            ``max(0, margin - ||t||)^2``) or ``"travelgan"`` (the original: sigmoid
+            cross-entropy GAN, all-pairs TraVeL, ``max(0, margin - ||t||^2)``);
+            see the module docstring.
         max_chunks: chunks converted per generator call by :meth:`convert`
             (bounds memory on long inputs).
 
@@ -114,8 +169,17 @@ class TraVeLGAN(AdversarialModel):
     def __init__(self, sample_rate=16000, n_fft=1152, hop_length=192, n_mels=192, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, chunk_frames=24,
                  num_chunks=3, generator_channels=256, critic_channels=512, siamese_dim=128,
-                 travel_weight=10.0, identity_weight=0.5, margin=2.0, max_chunks=256, **kwargs):
+                 travel_weight=10.0, identity_weight=None, margin=None, max_chunks=256,
+                 variant="melgan_vc", **kwargs):
         super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.variant = variant
+        original = variant == "travelgan"
+        if identity_weight is None:
+            identity_weight = 0.0 if original else 0.5
+        if margin is None:
+            margin = 10.0 if original else 2.0
         if int(chunk_frames) < 4 or int(chunk_frames) % 4:
             raise ValueError(f"chunk_frames must be a positive multiple of 4, got {chunk_frames}")
         if int(num_chunks) < 2:
@@ -246,7 +310,10 @@ class TraVeLGAN(AdversarialModel):
         fake = ops.stop_gradient(self._join(self.generator(a_chunks, training=training)))
         real_score = self.critic(b_joined, training=training)
         fake_score = self.critic(fake, training=training)
-        loss = hinge_discriminator_loss(real_score, fake_score, scale=0.5)
+        if self.variant == "travelgan":
+            loss = nonsaturating_discriminator_loss(real_score, fake_score)
+        else:
+            loss = hinge_discriminator_loss(real_score, fake_score, scale=0.5)
         return loss, {"real_score": ops.mean(real_score), "fake_score": ops.mean(fake_score)}
 
     def generator_loss(self, data, training=False):
@@ -255,6 +322,8 @@ class TraVeLGAN(AdversarialModel):
         _, b_chunks = self._crop_chunks(b)
         n = self.num_chunks
         g_a = self.generator(a_chunks, training=training)
+        if self.variant == "travelgan":
+            return self._original_generator_loss(a_chunks, b_chunks, g_a, training)
         g_b = self.generator(b_chunks, training=training)
         adversarial = hinge_generator_loss(self.critic(self._join(g_a), training=training))
         shape = (-1, n, self.chunk_frames, self.frontend.n_mels)
@@ -266,6 +335,22 @@ class TraVeLGAN(AdversarialModel):
         margin = margin_loss(s_a1, s_a3, self.margin)
         identity = identity_loss(b_chunks, g_b)
         loss = adversarial + self.travel_weight * (travel + margin) + self.identity_weight * identity
+        return loss, {"adversarial": adversarial, "travel": travel, "margin": margin,
+                      "identity": identity}
+
+    def _original_generator_loss(self, a_chunks, b_chunks, g_a, training):
+        """Original TraVeLGAN: non-saturating GAN + all-pairs TraVeL and margin on chunks."""
+        adversarial = nonsaturating_generator_loss(self.critic(self._join(g_a), training=training))
+        s = self.siamese(ops.concatenate([a_chunks, g_a], axis=0), training=training)
+        s_a, s_g = ops.split(s, 2, axis=0)
+        travel = pairwise_travel_loss(s_a, s_g)
+        margin = pairwise_margin_loss(s_a, self.margin)
+        loss = adversarial + self.travel_weight * (travel + margin)
+        if self.identity_weight:
+            identity = identity_loss(b_chunks, self.generator(b_chunks, training=training))
+            loss = loss + self.identity_weight * identity
+        else:  # not computed (no G(b) pass); logged as 0
+            identity = ops.zeros_like(adversarial)
         return loss, {"adversarial": adversarial, "travel": travel, "margin": margin,
                       "identity": identity}
 
@@ -338,17 +423,24 @@ class TraVeLGAN(AdversarialModel):
     def _waveform_jit(self, features, length):
         return self.frontend.to_waveform(features, length)
 
-    def convert(self, waveform, max_chunks=None):
+    def convert(self, waveform, max_chunks=None, inversion="griffin_lim", iterations=2000,
+                learning_rate=0.003, seed=0):
         """Convert a waveform of any length from domain A to domain B.
 
         Args:
             waveform: float32 ``[samples]`` or ``[batch, samples]`` at ``sample_rate``.
             max_chunks: chunks per generator call (default ``self.max_chunks``);
                 memory stays bounded however long the input is.
+            inversion: ``"griffin_lim"`` (fast Griffin-Lim, ``griffin_lim_iters``) or
+                ``"gradient"`` (the reference's inversion: Adam on the L1 error of the
+                power mel, :func:`layers.invert_mel_by_gradient`; slow).
+            iterations, learning_rate, seed: of the gradient inversion.
 
         Returns:
             float32 numpy array of the input's shape.
         """
+        if inversion not in ("griffin_lim", "gradient"):
+            raise ValueError(f"inversion must be 'griffin_lim' or 'gradient', got {inversion!r}")
         x = np.asarray(ops.convert_to_numpy(waveform) if not isinstance(waveform, np.ndarray)
                        else waveform, dtype=np.float32)
         if x.ndim not in (1, 2) or x.shape[-1] == 0:
@@ -380,6 +472,14 @@ class TraVeLGAN(AdversarialModel):
             total[:, s:s + w] += out[:, k] * win[:, 0]
             norm[:, s:s + w] += win[:, 0]
         converted = (total / norm)[:, :frames]
+        if inversion == "gradient":
+            fe = self.frontend
+            target = np.asarray(ops.convert_to_numpy(fe.to_power_mel(converted)), "float32")
+            y = invert_mel_by_gradient(target, fe.mel, fe.n_fft, fe.hop_length,
+                                       max(length, fe.n_fft), iterations=iterations,
+                                       learning_rate=learning_rate, seed=seed,
+                                       power_scale=fe.power_scale)[:, :length]
+            return y[0] if single else y
         y = np.asarray(ops.convert_to_numpy(
             self._waveform_jit(converted, max(length, self.frontend.n_fft))))[:, :length]
         return y[0] if single else y
@@ -403,5 +503,5 @@ class TraVeLGAN(AdversarialModel):
                 "generator_channels": self.generator_channels,
                 "critic_channels": self.critic_channels, "siamese_dim": self.siamese_dim,
                 "travel_weight": self.travel_weight, "identity_weight": self.identity_weight,
-                "margin": self.margin, "max_chunks": self.max_chunks}
+                "margin": self.margin, "max_chunks": self.max_chunks, "variant": self.variant}
 
