@@ -37,18 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks._common import BACKEND, block, compiled, device_description, no_grad  # noqa: E402
+from benchmarks._common import median_time as _median_time  # noqa: E402
 
 AUDIO_SECONDS = 10.0
-
-
-def _median_time(fn, runs):
-    fn()  # warm-up (compilation)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # ------------------------------------------------------------------ reference (plain TF)
