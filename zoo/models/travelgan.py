@@ -424,7 +424,7 @@ class TraVeLGAN(AdversarialModel):
         return self.frontend.to_waveform(features, length)
 
     def convert(self, waveform, max_chunks=None, inversion="griffin_lim", iterations=2000,
-                learning_rate=0.003, seed=0):
+                learning_rate=0.003, seed=0, segment_seconds=30.0):
         """Convert a waveform of any length from domain A to domain B.
 
         Args:
@@ -435,6 +435,10 @@ class TraVeLGAN(AdversarialModel):
                 ``"gradient"`` (the reference's inversion: Adam on the L1 error of the
                 power mel, :func:`layers.invert_mel_by_gradient`; slow).
             iterations, learning_rate, seed: of the gradient inversion.
+            segment_seconds: Griffin-Lim inverts segments of this length (overlapping
+                by :attr:`GL_OVERLAP_FRAMES` frames, cross-faded in the middle half of
+                the overlap, away from each segment's less accurate edges), so memory
+                stays bounded for inputs of hours; shorter inputs are inverted whole.
 
         Returns:
             float32 numpy array of the input's shape.
@@ -480,9 +484,47 @@ class TraVeLGAN(AdversarialModel):
                                        learning_rate=learning_rate, seed=seed,
                                        power_scale=fe.power_scale)[:, :length]
             return y[0] if single else y
-        y = np.asarray(ops.convert_to_numpy(
-            self._waveform_jit(converted, max(length, self.frontend.n_fft))))[:, :length]
+        y = self._griffin_lim_segments(converted, length, segment_seconds)
         return y[0] if single else y
+
+    GL_OVERLAP_FRAMES = 32
+
+    def _griffin_lim_segments(self, feats, length, segment_seconds):
+        """Waveform ``[batch, length]`` from normalised log-mel ``feats`` by Griffin-Lim on
+        overlapping segments of ``segment_seconds`` (one compiled shape)."""
+        fe = self.frontend
+        hop, overlap = fe.hop_length, self.GL_OVERLAP_FRAMES
+        seg = max(int(segment_seconds * self.sample_rate / hop), 4 * overlap)
+        batch, frames = feats.shape[0], feats.shape[1]
+        if frames <= seg:
+            return np.asarray(ops.convert_to_numpy(
+                self._waveform_jit(feats, max(length, fe.n_fft))))[:, :length]
+        # A segment of ``seg`` frames spans (seg - 1) * hop samples (centred frames), and
+        # consecutive segments share (overlap - 1) * hop samples.
+        q, span, shared = overlap // 4, (seg - 1) * hop, (overlap - 1) * hop
+        fade = shared - 2 * q * hop  # cross-fade in the middle, away from segment edges
+        ramp_up = np.concatenate([np.zeros(q * hop), crossfade_window(2 * fade)[:fade],
+                                  np.ones(q * hop)]).astype("float32")
+        out = np.zeros((batch, length), "float32")
+        norm = np.zeros(length, "float32")
+        step = seg - overlap
+        for start in range(0, frames, step):
+            last = start * hop + span >= length
+            part = feats[:, start:start + seg]
+            part = np.pad(part, ((0, 0), (0, seg - part.shape[1]), (0, 0)), constant_values=-1.0)
+            wave = np.asarray(ops.convert_to_numpy(self._waveform_jit(part, span)))
+            weight = np.ones(span, "float32")
+            if start > 0:
+                weight[:shared] = ramp_up
+            if not last:
+                weight[-shared:] = ramp_up[::-1]
+            a = start * hop
+            b = min(a + span, length)
+            out[:, a:b] += wave[:, :b - a] * weight[:b - a]
+            norm[a:b] += weight[:b - a]
+            if last:
+                break
+        return out / np.maximum(norm, 1e-6)
 
     def call(self, waveform, training=False):
         """Waveforms -> converted waveforms (the in-graph :meth:`translate`)."""
