@@ -11,3 +11,4 @@ from layers.normalization import *  # noqa: F401,F403  (spectral norm, instance 
 from layers.quantizers import *  # noqa: F401,F403  (vector quantisers)
 from layers.pqmf import *  # noqa: F401,F403  (multiband filter bank)
 from layers.blocks import *  # noqa: F401,F403  (sampling, masked/causal convs, res blocks)
+from layers.discriminators import *  # noqa: F401,F403  (multiscale / multi-period waveform discriminators)

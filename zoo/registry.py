@@ -30,6 +30,7 @@ _MODELS = {
     "ae": "zoo.models.vae:SpectrogramVAE",
     "vae": "zoo.models.vae:SpectrogramVAE",
     "travelgan": "zoo.models.travelgan:TraVeLGAN",
+    "rave": "zoo.models.rave:RAVE",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

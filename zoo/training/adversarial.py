@@ -481,8 +481,10 @@ class AdversarialModel(ZooModel):
                     with tf.GradientTape() as tape:
                         loss, extras = self._evaluate(obj, data, training=True)
                         scaled = opt.scale_loss(loss)
-                    grads = tape.gradient(scaled, variables,
-                                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                    # Unconnected variables (e.g. a head unused in this stage) get zeros;
+                    # tf's UnconnectedGradients.ZERO fails on Keras variables.
+                    grads = [ops.zeros_like(v) if g is None else g
+                             for g, v in zip(tape.gradient(scaled, variables), variables)]
                     opt.apply(grads, variables)
                     self._track(obj, loss, extras)
                     losses += loss

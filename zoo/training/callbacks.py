@@ -1,4 +1,5 @@
-"""Training callbacks: atomic step checkpoints with a NaN guard, audio + PNG samples."""
+"""Training callbacks: atomic step checkpoints with a NaN guard, audio + PNG samples,
+history CSV."""
 import math
 import time
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.training.checkpoint import (atomic_save_model, sync_backend_state, weights_finite,
-                                     write_state)
+from zoo.training.checkpoint import (atomic_save_model, atomic_write_text, sync_backend_state,
+                                     weights_finite, write_state)
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -91,3 +92,37 @@ def write_examples(model, clips, sample_rate, folder):
                           {label: waves[i] for label, waves in examples.items() if i < len(waves)},
                           sample_rate)
     return folder
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """``history.csv``: one row per epoch, columns the union of every epoch's logs.
+
+    Unlike ``keras.callbacks.CSVLogger`` (whose columns are fixed by the first epoch
+    it sees), a run whose metrics change (RAVE's stage 2 adds adversarial losses)
+    keeps every value: when new keys appear the file is rewritten with the wider
+    header, earlier rows getting empty cells. Rows are appended across resumed runs;
+    every write is atomic.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+        import io
+
+        rows, keys = [], ["epoch"]
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                reader = csv.DictReader(f)
+                keys = list(reader.fieldnames or keys)
+                rows = list(reader)
+        row = {"epoch": epoch, **{k: float(np.asarray(v)) for k, v in (logs or {}).items()}}
+        keys += [k for k in row if k not in keys]
+        rows.append(row)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=keys, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, out.getvalue())

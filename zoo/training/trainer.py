@@ -22,7 +22,7 @@ import keras
 
 from zoo import registry
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.training.callbacks import AudioSamples, RunCheckpoint
+from zoo.training.callbacks import AudioSamples, HistoryCSV, RunCheckpoint
 from zoo.training.checkpoint import atomic_save_model, atomic_write_text, read_state, sync_backend_state
 
 
@@ -71,6 +71,28 @@ def _segments(start, total, steps_per_epoch):
             segments.append((step, n, epoch, epoch + 1, n))
             step += n
     return segments
+
+
+def _staged_segments(model, start, total, steps_per_epoch):
+    """:func:`_segments`, also split at the model's stage boundaries (e.g. RAVE's
+    switch to adversarial training), where ``fit`` must stop so the model can recompile."""
+    bounds = sorted({int(b) for b in getattr(model, "stage_boundaries", lambda: [])()
+                     if start < int(b) < total})
+    edges = [start, *bounds, total]
+    return [seg for a, b in zip(edges, edges[1:]) for seg in _segments(a, b, steps_per_epoch)]
+
+
+def _enter_stage(model, step, train_cfg, run_dir, verbose):
+    """Let a staged model switch stage (and recompile) before global ``step``; the
+    switch is printed and appended to ``<run>/stages.log``."""
+    hook = getattr(model, "prepare_stage", None)
+    if hook is None or not hook(step, train_cfg):
+        return
+    line = f"step {step}: entering stage {model.stage} ({model.stage_description()})"
+    if verbose:
+        print(f"[zoo] {line}", flush=True)
+    with open(Path(run_dir) / "stages.log", "a") as f:
+        f.write(line + "\n")
 
 
 def _default_run_dir(name):
@@ -177,7 +199,7 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         dataset.files("val"))
     val_steps = int(train_cfg.get("validation_steps", 4))
     checkpoint = RunCheckpoint(run_dir, start, train_cfg.get("checkpoint_every", spe), spe)
-    cbs = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)]
+    cbs = [checkpoint, HistoryCSV(run_dir / "history.csv")]
     if _tensorflow_available():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False))
     if samples and hasattr(model, "audio_examples"):
@@ -187,7 +209,9 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     cbs += list(callbacks)
 
     history = {}
-    for seg_start, seg_steps, epoch0, epoch1, seg_spe in _segments(start, total, spe):
+    for seg_start, seg_steps, epoch0, epoch1, seg_spe in _staged_segments(model, start, total,
+                                                                           spe):
+        _enter_stage(model, seg_start, train_cfg, run_dir, verbose)
         train_data = dataset.batches(batch, start_step=seg_start, num_steps=seg_steps,
                                      seed=data_seed, loader=loader, paired=paired)
         val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
