@@ -149,9 +149,61 @@ def _cmd_interpolate(args):
 
 
 def _cmd_export(args):
+    from zoo import registry
     from zoo.export import export
 
-    export(args.run, args.to)
+    if args.fidelity is None:
+        export(args.run, args.to)
+        return
+    model = registry.load_saved(args.run)
+    if not hasattr(model, "latent_fidelity"):
+        raise ZooError(f"{type(model).__name__} has no latent PCA; --fidelity applies to rave")
+    if not 0.0 < args.fidelity <= 1.0:
+        raise ZooError(f"--fidelity must be in (0, 1], got {args.fidelity}")
+    model.latent_fidelity = float(args.fidelity)
+    run = Path(args.run)
+    export(model, args.to, metadata={"run": str(run), "latent_fidelity": args.fidelity,
+                                     "latent_dims": model.latent_dims})
+
+
+def _cmd_latents(args):
+    import numpy as np
+
+    from zoo import registry
+    from zoo.audio.plots import save_fidelity_curve
+    from zoo.data import load_dataset
+
+    run = Path(args.run)
+    model = registry.load_saved(run)
+    if not hasattr(model, "latent_pca"):
+        raise ZooError(f"{type(model).__name__} has no latent PCA (a rave model does)")
+    source, length = args.data, args.clip_length
+    if run.is_dir() and (run / registry.RUN_RECIPE).is_file():
+        data_cfg = registry.run_recipe(run)["data"]
+        source = source or data_cfg["source"]
+        length = length or int(data_cfg.get("crop_length", 0)) or None
+    if source is None:
+        report = model.fidelity_report(args.fidelity)
+        where = "the PCA stored in the model"
+    else:
+        ds = load_dataset(source, model.sample_rate, length or 16 * model.compression,
+                          progress=False)
+        clips = ds.clips(args.clips, split="val", seed=1)
+        _, _, var = model.latent_pca(clips)
+        report = model.fidelity_report(args.fidelity, variance=var)
+        where = f"{len(clips)} validation clips of {source}"
+    ratio = report["ratio"]
+    print(f"latent PCA of posterior means ({where}); {len(ratio)} dims")
+    print("dims  cumulative explained variance")
+    for i, r in enumerate(ratio, 1):
+        print(f"{i:4d}  {r:.4f}  {'#' * int(round(40 * r))}")
+    for f, r in report["dims"].items():
+        print(f"fidelity {f}: {r} dims")
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / \
+        "latent_fidelity.png"
+    save_fidelity_curve(out, ratio, report["dims"], title=f"latent fidelity: {run.name}")
+    print(f"wrote {out}")
+    return np.asarray(ratio)
 
 
 def _cmd_demo(args):
@@ -275,7 +327,20 @@ def build_parser():
     p = sub.add_parser("export", help="write a TF SavedModel + .keras + metadata.json")
     p.add_argument("run", help="run folder or .keras file")
     p.add_argument("--to", required=True, help="destination folder, e.g. saved_models/NAME")
+    p.add_argument("--fidelity", type=float, help="rave: keep the latent PCA dimensions "
+                   "reaching this fidelity (e.g. 0.95) in the exported encode/decode")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("latents", aliases=["rave-latents"],
+                       help="latent PCA fidelity curve of a rave run (dims per fidelity)")
+    p.add_argument("run", help="run folder or .keras file")
+    p.add_argument("--data", help="audio to analyse (default: the run's validation data)")
+    p.add_argument("--clips", type=int, default=64, help="validation clips to encode")
+    p.add_argument("--clip-length", type=int, help="samples per clip (default: the run's "
+                   "crop length, else 16 latent frames)")
+    p.add_argument("--fidelity", type=float, nargs="+", default=[0.9, 0.95, 0.99])
+    p.add_argument("--out", help="PNG path (default RUN/latent_fidelity.png)")
+    p.set_defaults(func=_cmd_latents)
 
     p = sub.add_parser("demo", help="train a small VAE for a few minutes, write audio, PNGs "
                        "and a SavedModel")

@@ -22,7 +22,7 @@ import keras
 
 from zoo import registry
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.training.callbacks import AudioSamples, HistoryCSV, RunCheckpoint
+from zoo.training.callbacks import AudioSamples, HistoryCSV, LatentFidelity, RunCheckpoint
 from zoo.training.checkpoint import atomic_save_model, atomic_write_text, read_state, sync_backend_state
 
 
@@ -206,6 +206,10 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         clips = dataset.clips(int(train_cfg.get("num_samples", 3)), seed=data_seed,
                               domain=dataset.domains[0] if paired else None)
         cbs.append(AudioSamples(run_dir, clips, dataset.sample_rate))
+    pca_clips = None
+    if hasattr(model, "fit_latent_pca"):
+        pca_clips = dataset.clips(int(train_cfg.get("pca_clips", 32)), seed=data_seed + 1)
+        cbs.append(LatentFidelity(run_dir, pca_clips, verbose=verbose))
     cbs += list(callbacks)
 
     history = {}
@@ -230,6 +234,9 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
             raise TrainingDiverged(f"training diverged: loss {loss} at step {step}; {last}. "
                                    "Lower the learning rate or check the data.")
     sync_backend_state(model)
+    if pca_clips is not None:  # the latent PCA, stored in the model for export
+        model.fit_latent_pca(pca_clips)
+        checkpoint.last_saved = None
     if checkpoint.last_saved != total:
         checkpoint.save(history.get("loss", [None])[-1])
     atomic_save_model(model, run_dir / registry.RUN_FINAL)
