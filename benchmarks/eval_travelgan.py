@@ -13,10 +13,10 @@ On the held-out (val) brass melodies (and, because val holds only a few, the fir
 (a) mel distance (``zoo.eval.mel_distance``) of the conversion vs the true reed
     rendering, beside that of the unconverted brass input vs the same rendering
     (the conversion must be closer);
-(b) a small domain classifier (logistic regression in numpy on the mean and
-    standard deviation of log-mel frames of 1 s clips), trained on clips of the
-    TRAIN files of both domains; its accuracy on real val clips is reported first,
-    then the share of converted clips it calls reed (target >= 90 %). As a
+(b) the domain classifier of ``zoo.eval.classifier`` (a small numpy MLP on the
+    mean and standard deviation of log-mel frames of 1 s clips, cached), trained
+    on clips of the TRAIN files of both domains; its accuracy on real val clips is
+    reported first, then the share of converted clips it calls reed (target >= 90 %). As a
     control, the source passed through the model's own front end and Griffin-Lim
     without the generator is scored by (a) and (b) too, so that vocoder
     artefacts alone cannot pass for conversion;
@@ -39,69 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from zoo.eval.classifier import clips_of, domain_classifier  # noqa: E402
+
 SOURCE, TARGET = "brass", "reed"
-CLIP_SECONDS = 1.0
 TARGETS = {"mel_distance": "converted < unconverted", "reed_percent": 90.0, "f0_cents": 50.0}
 
 
 # ------------------------------------------------------------------ classifier
-def clip_features(x, sr, n_mels=40, n_fft=1024, hop=256):
-    """Mean and std over frames of the log-mel spectrogram: ``[2 * n_mels]``."""
-    import librosa
-
-    mel = librosa.feature.melspectrogram(y=np.asarray(x, np.float32), sr=sr, n_fft=n_fft,
-                                         hop_length=hop, n_mels=n_mels)
-    logmel = np.log(mel + 1e-6)
-    return np.concatenate([logmel.mean(axis=1), logmel.std(axis=1)])
-
-
-def clips_of(x, sr, per_file=4, seconds=CLIP_SECONDS, seed=0):
-    """``per_file`` clips of ``seconds`` at evenly spaced offsets (deterministic)."""
-    n = int(seconds * sr)
-    if len(x) <= n:
-        return [x]
-    starts = np.linspace(0, len(x) - n, per_file).astype(int)
-    return [x[s:s + n] for s in starts]
-
-
-class DomainClassifier:
-    """Standardised features -> L2-regularised logistic regression (gradient descent).
-
-    ``predict`` gives P(reed).
-    """
-
-    def __init__(self, sr, l2=1e-2, steps=3000, lr=0.1):
-        self.sr, self.l2, self.steps, self.lr = sr, l2, steps, lr
-
-    def features(self, clips):
-        return np.stack([clip_features(c, self.sr) for c in clips])
-
-    def fit(self, clips, labels):
-        f = self.features(clips)
-        self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
-        z, y = (f - self.mu) / self.sd, np.asarray(labels, np.float64)
-        self.w, self.b = np.zeros(z.shape[1]), 0.0
-        for _ in range(self.steps):
-            p = 1.0 / (1.0 + np.exp(-(z @ self.w + self.b)))
-            g = p - y
-            self.w -= self.lr * (z.T @ g / len(y) + self.l2 * self.w)
-            self.b -= self.lr * float(g.mean())
-        return self
-
-    def predict(self, clips):
-        z = (self.features(clips) - self.mu) / self.sd
-        return 1.0 / (1.0 + np.exp(-(z @ self.w + self.b)))
-
-
-def train_classifier(ds, per_file=4):
-    """Classifier on clips of the train files of both domains (label 1 = reed)."""
-    clips, labels = [], []
-    for label, domain in ((0, SOURCE), (1, TARGET)):
-        for rel in ds.files("train", domain=domain):
-            c = clips_of(ds.waveform(rel), ds.sample_rate, per_file)
-            clips += c
-            labels += [label] * len(c)
-    return DomainClassifier(ds.sample_rate).fit(clips, labels), len(clips)
+def p_target(classifier, clips):
+    """P(reed) of each clip under the domain classifier."""
+    return classifier.predict_proba(clips)[:, classifier.domain_index(TARGET)]
 
 
 # ------------------------------------------------------------------ run info
@@ -149,11 +96,11 @@ def evaluate(model, ds, melodies, classifier, f0_kw=None):
         n = min(len(src), len(ref))
         src, ref = src[:n], ref[:n]
         out = np.asarray(model.convert(src), np.float32)
-        p = classifier.predict(clips_of(out, sr))
+        p = p_target(classifier, clips_of(out, sr))
         # control: the source through the same front end and Griffin-Lim, no generator
         rt = np.asarray(keras.ops.convert_to_numpy(model.frontend.to_waveform(
             model.features(src[None]), max(n, model.frontend.n_fft))), np.float32)[0, :n]
-        p_rt = classifier.predict(clips_of(rt, sr))
+        p_rt = p_target(classifier, clips_of(rt, sr))
         try:
             cents = f0_error_cents(src, out, sr, **f0_kw)
         except ValueError:  # nothing voiced in the conversion: a failure, counted as such
@@ -229,13 +176,14 @@ def main(argv=None):
     model = load_saved(args.model)
     sr = int(model.sample_rate)
     ds = load_dataset("builtin:timbre", sr, 4096, progress=False)
-    classifier, n_train_clips = train_classifier(ds)
+    classifier = domain_classifier(ds)  # trained on the train files of both domains, cached
+    n_train_clips = classifier.num_train_clips
 
     # classifier's own accuracy on real held-out clips of both domains
     correct = total = 0
     for label, domain in ((0, SOURCE), (1, TARGET)):
         for rel in ds.files("val", domain=domain):
-            p = classifier.predict(clips_of(ds.waveform(rel), sr))
+            p = p_target(classifier, clips_of(ds.waveform(rel), sr))
             correct += int(((p > 0.5) == label).sum())
             total += len(p)
     clf_acc = 100.0 * correct / total
@@ -249,7 +197,7 @@ def main(argv=None):
         "model": str(args.model),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "run": run_info(args.model),
-        "classifier": {"kind": "logistic regression on log-mel mean+std of 1 s clips",
+        "classifier": {"kind": "zoo.eval.classifier: tanh MLP on log-mel mean+std of 1 s clips",
                        "train_clips": n_train_clips, "val_real_accuracy_percent": clf_acc,
                        "val_real_clips": total},
         "val": summarise(val_rows),

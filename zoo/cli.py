@@ -263,6 +263,36 @@ def _demo_conversion(folder):
     return folder
 
 
+def _cmd_eval(args):
+    from zoo.eval.runner import evaluate, format_table
+
+    result = evaluate(args.run, args.data, pairs=args.pairs, split=args.split,
+                      max_files=args.max_files, out=args.out, source_domain=args.source,
+                      target_domain=args.target)
+    print(f"{result['model']} on {result['data']} ({result['split']} split): "
+          f"{', '.join(result['tasks'])}")
+    print(format_table(result))
+    for note in result["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {result['outputs']['json']} and {result['outputs']['report']}")
+
+
+def _add_eval_parser(sub):
+    p = sub.add_parser("eval", help="measure a model on a dataset: metrics table, eval.json, "
+                       "report.md with spectrograms and audio examples")
+    p.add_argument("run", help="run folder, .keras file or registry name (shipped weights)")
+    p.add_argument("--data", required=True, help="builtin:timbre | builtin:vowels | a folder "
+                   "of audio (one sub-folder per domain for conversion)")
+    p.add_argument("--pairs", action="store_true", help="conversion: the target-domain file "
+                   "of the same name is the parallel ground truth")
+    p.add_argument("--split", default="val", choices=["val", "train", "all"])
+    p.add_argument("--max-files", type=int, help="files passed through the model per task")
+    p.add_argument("--out", help="output folder (default <run>/eval, else ./eval_<name>)")
+    p.add_argument("--source", help="conversion source domain (default: the first sub-folder)")
+    p.add_argument("--target", help="conversion target domain (default: the second)")
+    p.set_defaults(func=_cmd_eval)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="Keras 3 model zoo for generative "
                                      "audio (set KERAS_BACKEND=tensorflow|jax|torch).")
@@ -348,6 +378,8 @@ def build_parser():
     p.add_argument("--steps", type=int, default=DEMO_STEPS)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     p.set_defaults(func=_cmd_demo)
+
+    _add_eval_parser(sub)
     return parser
 
 

@@ -1,9 +1,9 @@
 """Shipped TraVeLGAN weights (``saved_models/travelgan_timbre``): brass -> reed on builtin:timbre.
 
 On held-out (val) brass melodies, the conversion must (a) be closer in mel distance
-to the true reed rendering than the unconverted input is, (b) be called reed by a
-small domain classifier trained on real train clips, and (c) keep the source's
-pitch (pyin). Thresholds are looser than the figures in
+to the true reed rendering than the unconverted input is, (b) be called reed by the
+small domain classifier of ``zoo.eval.classifier`` trained on real train clips, and
+(c) keep the source's pitch (pyin). Thresholds are looser than the figures in
 ``saved_models/travelgan_timbre/metadata.json`` (``benchmarks/eval_travelgan.py``),
 but fail for an untrained or identity model. Runs on any backend.
 """
@@ -13,44 +13,10 @@ import pytest
 import zoo
 from zoo.data import load_dataset
 from zoo.eval import f0_error_cents, mel_distance
+from zoo.eval.classifier import clips_of, domain_classifier
 
 SR = 16000
 MELODIES = 2        # val melodies converted
-CLIP = SR           # 1 s classifier clips
-
-
-def _clips(x, per_file):
-    starts = np.linspace(0, len(x) - CLIP, per_file).astype(int)
-    return [x[s:s + CLIP] for s in starts]
-
-
-def _features(clips):
-    import librosa
-
-    out = []
-    for c in clips:
-        mel = np.log(librosa.feature.melspectrogram(y=c, sr=SR, n_fft=1024, hop_length=256,
-                                                    n_mels=40) + 1e-6)
-        out.append(np.concatenate([mel.mean(1), mel.std(1)]))
-    return np.stack(out)
-
-
-class _Classifier:
-    """Logistic regression on log-mel mean + std: P(reed)."""
-
-    def __init__(self, clips, labels, steps=2000, lr=0.1, l2=1e-2):
-        f = _features(clips)
-        self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
-        z, y = (f - self.mu) / self.sd, np.asarray(labels, float)
-        self.w, self.b = np.zeros(z.shape[1]), 0.0
-        for _ in range(steps):
-            g = 1 / (1 + np.exp(-(z @ self.w + self.b))) - y
-            self.w -= lr * (z.T @ g / len(y) + l2 * self.w)
-            self.b -= lr * g.mean()
-
-    def reed(self, clips):
-        z = (_features(clips) - self.mu) / self.sd
-        return 1 / (1 + np.exp(-(z @ self.w + self.b))) > 0.5
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +24,7 @@ def converted():
     model = zoo.load("travelgan", weights="timbre")
     assert int(model.sample_rate) == SR
     ds = load_dataset("builtin:timbre", SR, 4096, progress=False)
-    clips, labels = [], []
-    for label, domain in ((0, "brass"), (1, "reed")):
-        for rel in ds.files("train", domain=domain)[::2]:
-            c = _clips(ds.waveform(rel), 2)
-            clips += c
-            labels += [label] * len(c)
-    classifier = _Classifier(clips, labels)
+    classifier = domain_classifier(ds)  # train files of both domains; cached
     rows = []
     for rel in ds.files("val", domain="brass")[:MELODIES]:
         src, ref = ds.waveform(rel), ds.waveform(rel.replace("brass", "reed", 1))
@@ -77,10 +37,10 @@ def converted():
 
 def test_classifier_tells_real_domains_apart(converted):
     classifier, _, ds = converted
-    for label, domain in ((False, "brass"), (True, "reed")):
+    for domain in ("brass", "reed"):
         clips = [c for rel in ds.files("val", domain=domain)[:MELODIES]
-                 for c in _clips(ds.waveform(rel), 2)]
-        assert np.mean(classifier.reed(clips) == label) >= 0.75, domain
+                 for c in clips_of(ds.waveform(rel), SR, 2)]
+        assert classifier.share(clips, domain) >= 0.75, domain
 
 
 def test_conversion_is_closer_to_the_true_reed_rendering(converted):
@@ -92,8 +52,8 @@ def test_conversion_is_closer_to_the_true_reed_rendering(converted):
 
 def test_conversion_sounds_like_reed(converted):
     classifier, rows, _ = converted
-    calls = np.concatenate([classifier.reed(_clips(out, 4)) for _, _, out in rows])
-    assert calls.mean() >= 0.75, calls
+    share = classifier.share([c for _, _, out in rows for c in clips_of(out, SR)], "reed")
+    assert share >= 0.75, share
 
 
 def _cents(src, out):

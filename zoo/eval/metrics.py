@@ -42,9 +42,12 @@ __all__ = [
     "f0_error_cents",
     "f0_correlation",
     "voicing_agreement",
+    "f0_metrics",
     "formants_lpc",
     "relative_formant_error",
     "real_time_factor",
+    "frechet_distance",
+    "frechet_distance_gaussians",
 ]
 
 #: Floor under ratio denominators (as in ``layers.losses``).
@@ -473,7 +476,10 @@ def _contours(ref, est, sr, kw, need_voiced=True):
 
 
 def _common_voiced(ref, est, sr, kw):
-    f_r, v_r, f_e, v_e = _contours(ref, est, sr, kw)
+    return _voiced_in_both(*_contours(ref, est, sr, kw))
+
+
+def _voiced_in_both(f_r, v_r, f_e, v_e):
     both = v_r & v_e & np.isfinite(f_r) & np.isfinite(f_e) & (f_r > 0) & (f_e > 0)
     if not both.any():
         raise ValueError("no frames voiced in both signals.")
@@ -507,7 +513,10 @@ def f0_error_cents(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length
     100
     """
     kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
-    f_r, f_e = _common_voiced(reference, estimate, sr, kw)
+    return _cents(*_common_voiced(reference, estimate, sr, kw))
+
+
+def _cents(f_r, f_e):
     return float(np.median(np.abs(1200.0 * np.log2(f_e / f_r))))
 
 
@@ -535,7 +544,10 @@ def f0_correlation(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length
     True
     """
     kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
-    f_r, f_e = _common_voiced(reference, estimate, sr, kw)
+    return _correlation(*_common_voiced(reference, estimate, sr, kw))
+
+
+def _correlation(f_r, f_e):
     if len(f_r) < 2:
         raise ValueError("fewer than 2 frames voiced in both signals: correlation undefined.")
     dr, de = f_r - f_r.mean(), f_e - f_e.mean()
@@ -570,6 +582,52 @@ def voicing_agreement(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_len
     kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
     _, v_r, _, v_e = _contours(reference, estimate, sr, kw, need_voiced=False)
     return float(np.mean(v_r == v_e))
+
+
+def f0_metrics(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length=2048,
+               hop_length=512):
+    """:func:`f0_error_cents`, :func:`f0_correlation` and :func:`voicing_agreement`
+    from one pyin pass per signal (pyin dominates their cost).
+
+    Args:
+        reference, estimate: waveforms ``[samples]`` at ``sr``.
+        sr: sample rate, Hz.
+        fmin, fmax, frame_length, hop_length: as in :func:`f0_contour`.
+
+    Returns:
+        ``(values, reasons)``: ``values`` maps ``"f0_error_cents"``,
+        ``"f0_correlation"`` and ``"voicing_agreement"`` to the float each of
+        those functions returns, or to ``None`` where it would raise
+        ``ValueError`` (a silent or unvoiced signal, no frame voiced in both,
+        a constant contour); ``reasons`` maps each ``None`` metric to that
+        error's message. ``voicing_agreement`` is always defined.
+
+    Example:
+    >>> t = np.arange(16000) / 16000
+    >>> values, reasons = f0_metrics(np.sin(2 * np.pi * 220 * t), np.zeros(16000), sr=16000)
+    >>> values["f0_error_cents"], reasons["f0_error_cents"]
+    (None, 'estimate is silent or unvoiced: no f0 to compare.')
+    """
+    kw = dict(fmin=fmin, fmax=fmax, frame_length=frame_length, hop_length=hop_length)
+    contours = _contours(reference, estimate, sr, kw, need_voiced=False)
+    f_r, v_r, f_e, v_e = contours
+    values = {"f0_error_cents": None, "f0_correlation": None,
+              "voicing_agreement": float(np.mean(v_r == v_e))}
+    reasons = {}
+    try:
+        for name, voiced in (("reference", v_r), ("estimate", v_e)):
+            if not voiced.any():
+                raise ValueError(f"{name} is silent or unvoiced: no f0 to compare.")
+        both = _voiced_in_both(*contours)
+    except ValueError as err:
+        reasons = {"f0_error_cents": str(err), "f0_correlation": str(err)}
+        return values, reasons
+    values["f0_error_cents"] = _cents(*both)
+    try:
+        values["f0_correlation"] = _correlation(*both)
+    except ValueError as err:
+        reasons["f0_correlation"] = str(err)
+    return values, reasons
 
 
 # ---------------------------------------------------------------------- formants
@@ -702,6 +760,90 @@ def relative_formant_error(estimated, target):
         raise ValueError("target formant frequencies must be positive.")
     err = 100.0 * np.abs(est - tgt) / tgt
     return float(err) if err.ndim == 0 else err
+
+
+# ---------------------------------------------------------------- embeddings
+def _gaussian_moments(e, name):
+    e = np.asarray(e, dtype=np.float64)
+    if e.ndim == 1:
+        e = e[:, None]
+    if e.ndim != 2:
+        raise ValueError(f"{name} must be embeddings [items, dims]; got shape {np.shape(e)}.")
+    if e.shape[0] < 2:
+        raise ValueError(f"{name} has {e.shape[0]} item(s): a covariance needs at least 2.")
+    if not np.all(np.isfinite(e)):
+        raise ValueError(f"{name} contains NaN or inf.")
+    return e.mean(axis=0), np.atleast_2d(np.cov(e, rowvar=False))
+
+
+def frechet_distance_gaussians(mu1, sigma1, mu2, sigma2):
+    """Frechet (2-Wasserstein) distance between two Gaussians, squared (FID's value).
+
+    ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``. The trace of the
+    matrix square root is computed as ``sum sqrt(eig(S1^(1/2) S2 S1^(1/2)))``
+    (the same eigenvalues as ``S1 S2``) with symmetric eigendecompositions, so
+    singular covariances (fewer items than dimensions) need no ``eps`` and give
+    no complex parts; rounding below 0 is clipped to 0.
+
+    Args:
+        mu1, mu2: means ``[dims]``.
+        sigma1, sigma2: covariances ``[dims, dims]`` (symmetric positive
+            semi-definite; symmetrised before use).
+
+    Returns:
+        float (>= 0; 0 for identical Gaussians).
+
+    Example:
+    >>> frechet_distance_gaussians([0.0], [[1.0]], [1.0], [[4.0]])  # (0-1)^2 + (1-2)^2
+    2.0
+    """
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, np.float64)) for m in (mu1, mu2))
+    s1, s2 = (np.atleast_2d(np.asarray(s, np.float64)) for s in (sigma1, sigma2))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(f"shapes do not match: means {mu1.shape}, {mu2.shape}; covariances "
+                         f"{s1.shape}, {s2.shape}.")
+    if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, s1, s2)):
+        raise ValueError("means and covariances must be finite.")
+    s1, s2 = 0.5 * (s1 + s1.T), 0.5 * (s2 + s2.T)
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    m = root1 @ s2 @ root1
+    tr_sqrt = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (m + m.T)), 0.0, None))))
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt)
+    return max(value, 0.0)
+
+
+def frechet_distance(x, y):
+    """Frechet distance between Gaussians fitted to two sets of embeddings.
+
+    Each set's mean and (unbiased, ``ddof=1``) covariance, then
+    :func:`frechet_distance_gaussians`: FID's formula on any embedding, e.g.
+    :meth:`zoo.eval.classifier.DomainClassifier.embed` of converted clips vs
+    real target-domain clips. Small sets give a biased (too large) estimate;
+    compare figures computed on sets of the same sizes.
+
+    Args:
+        x, y: embeddings ``[items, dims]`` (``[items]`` for 1-D), at least two
+            items each, the same ``dims``.
+
+    Returns:
+        float (>= 0; 0 for a set against itself).
+
+    Raises:
+        ValueError: fewer than 2 items, non-finite values, different ``dims``.
+
+    Example:
+    >>> e = np.random.default_rng(0).standard_normal((100, 3))
+    >>> frechet_distance(e, e)
+    0.0
+    """
+    mu1, s1 = _gaussian_moments(x, "x")
+    mu2, s2 = _gaussian_moments(y, "y")
+    if mu1.shape != mu2.shape:
+        raise ValueError(f"x has {mu1.shape[0]} dims and y {mu2.shape[0]}.")
+    return frechet_distance_gaussians(mu1, s1, mu2, s2)
 
 
 # ------------------------------------------------------------------------- speed
