@@ -624,6 +624,8 @@ class RAVE(AdversarialModel):
         return ops.exp(lo + (hi - lo) * t)
 
     def _band_scales(self, frames):
+        if frames is None:  # length unknown while tracing: sizes that fit 4096-sample crops
+            frames = 257
         scales = tuple(s for s in self.spectral_scales if s // 2 < frames)
         return scales or (max(8, 1 << int(math.log2(max(frames, 16))) - 1),)
 
@@ -646,7 +648,8 @@ class RAVE(AdversarialModel):
         d = self.delay_frames
         if not d:
             return bands, pred
-        return bands[:, :bands.shape[1] - d], pred[:, d:]
+        n = bands.shape[1] if bands.shape[1] is not None else ops.shape(bands)[1]
+        return bands[:, :n - d], pred[:, d:]
 
     def _stage1_loss(self, data, training=False):
         x = self._batch(data)
@@ -706,21 +709,20 @@ class RAVE(AdversarialModel):
         return {"input": clips, "reconstruction": self.reconstruct(clips),
                 "prior_sample": self.sample(len(clips), clips.shape[1], seed=0)}
 
-    def _serve_encode(self, waveform):
-        return self._encode_pca(waveform, self.latent_dims)
-
-    def _serve_decode(self, coords):
-        return self.decode_pca(coords)
-
     def serving_endpoints(self):
         """``forward``/``encode``/``decode`` on any length; ``encode`` returns the
         first :attr:`latent_dims` principal coordinates (``latent_fidelity``) and
         ``decode`` takes them (the rest drawn from the prior); causal models add
         ``stream`` (block, *state) -> (block, *state), blocks of any multiple of
         :attr:`compression`."""
+        dims = self.latent_dims  # fixed at export time (a Python int, not traced)
+
+        def encode(waveform):
+            return self._encode_pca(waveform, dims)
+
         endpoints = {"forward": (self.reconstruct, [(None, None)]),
-                     "encode": (self._serve_encode, [(None, None)]),
-                     "decode": (self._serve_decode, [(None, None, self.latent_dims)])}
+                     "encode": (encode, [(None, None)]),
+                     "decode": (self.decode_pca, [(None, None, dims)])}
         if self.causal:
             endpoints["stream"] = (self._stream_flat,
                                    [(None, None)] + self._flat_state_shapes())
