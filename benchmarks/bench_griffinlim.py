@@ -2,17 +2,18 @@
 
 Usage::
 
-    KERAS_BACKEND=jax python benchmarks/bench_griffinlim.py [--runs 3] [--iters 32]
+    KERAS_BACKEND=jax python benchmarks/bench_griffinlim.py [--quick] [--runs 3] [--iters 32]
 
 Same n_fft, hop, iterations, momentum (0.99) and zero-phase initialisation on both
-sides, on 10 s of a music-like test signal at 16 kHz. Prints spectral convergence
-``||S(x_hat)| - |S|| / ||S||`` and seconds per 10 s of audio for librosa, ours
-eager and ours compiled (``jax.jit`` / ``tf.function``; torch runs eagerly), and
-ours on a batch of 8 (per 10 s of audio). Results go to
-``benchmarks/results/griffinlim_<backend>.json``.
+sides, on 10 s (``--quick``: 4 s) of a music-like test signal at 16 kHz. Reports speed
+as x real time (audio seconds per second; batch 8 counts 8 clips) for ours eager, ours
+compiled (``jax.jit`` / ``tf.function``; torch runs eagerly) and (not with ``--quick``)
+ours on a batch of 8, each beside librosa's, with the spectral convergence
+``||S(x_hat)| - |S|| / ||S||`` of both in the settings. Records go to
+``benchmarks/results/griffinlim_<backend>.json``; ``run(quick)`` is the suite's entry point
+(``python -m benchmarks``).
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks._common import BACKEND, block, compiled, device_description, median_time, no_grad  # noqa: E402
+from benchmarks._common import (BACKEND, block, compiled, median_time, no_grad,  # noqa: E402
+                                results_path, run_device, script_report, set_torch_threads)
+from benchmarks._records import record  # noqa: E402
 from layers import griffin_lim  # noqa: E402
+from zoo.eval.metrics import real_time_factor  # noqa: E402
 
 SR = 16000
 
@@ -48,20 +52,18 @@ def spectral_convergence(wave, mag, n_fft, hop):
     return float(np.linalg.norm(rebuilt - mag) / np.linalg.norm(mag))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=32)
-    parser.add_argument("--n-fft", type=int, default=1024)
-    parser.add_argument("--hop", type=int, default=256)
-    parser.add_argument("--no-json", action="store_true")
-    args = parser.parse_args(argv)
-    n_fft, hop, iters = args.n_fft, args.hop, args.iters
+def run(quick=False, runs=None, iters=32, n_fft=1024, hop=256, seconds=None):
+    """Records: ours (eager, compiled, batch 8) in x real time against ``librosa.griffinlim``.
 
-    x = test_signal()
+    Quick mode: 4 s of audio, 2 runs, no batch of 8; full mode: 10 s, 3 runs (``seconds`` and
+    ``runs`` override either). Settings carry the spectral convergence of ours and of librosa
+    (they should match).
+    """
+    runs = runs or (2 if quick else 3)
+    seconds = seconds or (4.0 if quick else 10.0)
+    x = test_signal(seconds)
     mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, pad_mode="reflect"))
     length = len(x)
-    per10s = length / SR / 10.0
 
     def librosa_gl():
         return librosa.griffinlim(mag, n_iter=iters, hop_length=hop, n_fft=n_fft, init=None,
@@ -74,35 +76,45 @@ def main(argv=None):
         return griffin_lim(m, n_fft, hop, iters, length=length)
 
     jit = compiled(ours)
-    rows = []
-    t = median_time(librosa_gl, args.runs)
-    ref_time = t / per10s
-    rows.append(("librosa.griffinlim", 1, ref_time, spectral_convergence(librosa_gl(), mag, n_fft, hop)))
+    ref = seconds / median_time(librosa_gl, runs)
+    ref_sc = spectral_convergence(librosa_gl(), mag, n_fft, hop)
+    records = []
     with no_grad():
-        cases = [("ours eager", ours, batch1)]
+        cases = [("eager", ours, batch1)]
         if jit is not None:
-            cases += [("ours compiled", jit, batch1), ("ours compiled", jit, batch8)]
-        else:
-            cases += [("ours eager", ours, batch8)]
-        for name, fn, m in cases:
-            t = median_time(lambda: block(fn(m)), args.runs)
+            cases += [("compiled", jit, batch1)] + ([] if quick else [("compiled", jit, batch8)])
+        elif not quick:
+            cases += [("eager", ours, batch8)]
+        for mode, fn, m in cases:
+            t = median_time(lambda: block(fn(m)), runs)
             wave = block(fn(m))[0]
-            rows.append((name, len(m), t / per10s / len(m),
-                         spectral_convergence(wave, mag, n_fft, hop)))
+            records.append(record(
+                f"griffin-lim, {mode}, batch {len(m)}", real_time_factor(seconds * len(m), t),
+                "x real time", reference=ref, reference_name="librosa.griffinlim (batch 1)",
+                settings={"iterations": iters, "n_fft": n_fft, "hop": hop, "batch": len(m),
+                          "audio_s": seconds, "sample_rate": SR, "runs": runs,
+                          "spectral_convergence": round(spectral_convergence(wave, mag, n_fft,
+                                                                             hop), 4),
+                          "reference_spectral_convergence": round(ref_sc, 4)}))
+    return records
 
-    print(f"Griffin-Lim, {iters} iterations, n_fft {n_fft}, hop {hop}, 10 s at {SR} Hz; "
-          f"backend {BACKEND}; {device_description()}")
-    print(f"{'method':<22}{'batch':>6}{'s / 10 s audio':>16}{'x librosa':>11}{'spectral conv.':>16}")
-    for name, batch, sec, sc in rows:
-        print(f"{name:<22}{batch:>6}{sec:>16.3f}{ref_time / sec:>11.2f}{sc:>16.4f}")
-    if not args.no_json:
-        out = Path(__file__).parent / "results" / f"griffinlim_{BACKEND}.json"
-        out.write_text(json.dumps({
-            "backend": BACKEND, "device": device_description(), "n_fft": n_fft, "hop": hop,
-            "iterations": iters, "rows": [dict(zip(("method", "batch", "seconds_per_10s",
-                                                    "spectral_convergence"), r)) for r in rows]},
-            indent=2))
-        print(f"wrote {out}")
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 s of audio, 2 runs, batch 1 only")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--iters", type=int, default=32)
+    parser.add_argument("--n-fft", type=int, default=1024)
+    parser.add_argument("--hop", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--no-json", action="store_true")
+    args = parser.parse_args(argv)
+    set_torch_threads()
+    print(f"Griffin-Lim, {args.iters} iterations, n_fft {args.n_fft}, hop {args.hop}; "
+          f"backend {BACKEND}; {run_device()}", flush=True)
+    records = run(args.quick, args.runs, args.iters, args.n_fft, args.hop, args.seconds)
+    script_report(records, "griffinlim", args.quick,
+                  None if args.no_json else results_path("griffinlim"))
 
 
 if __name__ == "__main__":

@@ -9,60 +9,46 @@ Compares, in one run and on the same files:
                      of each crop's file, then a random crop.
 
 Each figure is the median of several timed runs after a warm-up; ratios are
-against the librosa loop measured in the same run.
+against the librosa loop measured in the same run. ``run(quick)`` is the suite's entry point
+(``python -m benchmarks``).
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/bench_pipeline.py [--steps 40] [--runs 5] [--json out.json]
+    KERAS_BACKEND=jax python benchmarks/bench_pipeline.py [--quick] [--steps 40] [--runs 5] \
+        [--json out.json]
 """
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import device_description  # noqa: E402
+from benchmarks._common import median_time, run_device, script_report  # noqa: E402
+from benchmarks._records import record  # noqa: E402
 
 
-def timed(fn, runs):
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+def run(quick=False, batch_size=16, crop_length=16384, sample_rate=16000, steps=None, runs=None,
+        workers=4, cache_dir=None):
+    """Records: crops/s of each loader against the librosa loop measured in the same run.
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--crop-length", type=int, default=16384)
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--steps", type=int, default=40, help="batches per timed run")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=4, help="PyDataset enqueuer threads")
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
-    args = parser.parse_args(argv)
-
-    import keras
+    Quick mode: 20 batches per run, 3 runs; full mode: 40 batches, 5 runs (``steps``/``runs``
+    override either). Each loader's iterator is built once, as in training; one warm-up run.
+    """
     import librosa
 
     from zoo.data import load_dataset
 
-    bs, crop, steps = args.batch_size, args.crop_length, args.steps
-    ds = load_dataset("builtin:timbre", args.sample_rate, crop, cache_dir=args.cache_dir)
+    steps = steps or (20 if quick else 40)
+    runs = runs or (3 if quick else 5)
+    bs, crop = batch_size, crop_length
+    ds = load_dataset("builtin:timbre", sample_rate, crop, cache_dir=cache_dir, progress=False)
     files = [ds.root / f for f in ds.files("train")]
-    results = {}
-
-    total = steps * (args.runs + 1)  # warm-up + timed runs, from one iterator
+    total = steps * (runs + 1)  # warm-up + timed runs, from one iterator
 
     # -- librosa reference: decode every crop's file at every step
     def librosa_batches():
@@ -70,7 +56,7 @@ def main(argv=None):
         for _ in range(total):
             batch = np.empty((bs, crop), dtype=np.float32)
             for j in range(bs):
-                y, _ = librosa.load(files[rng.integers(len(files))], sr=args.sample_rate, mono=True)
+                y, _ = librosa.load(files[rng.integers(len(files))], sr=sample_rate, mono=True)
                 s = rng.integers(0, len(y) - crop + 1)
                 batch[j] = y[s:s + crop]
             yield batch
@@ -80,17 +66,17 @@ def main(argv=None):
         data = ds.batches(bs, num_steps=total, loader="py")
         return (data[k] for k in range(total))
 
-    methods = {"librosa.load loop": librosa_batches, "PyDataset (direct)": py_direct}
+    methods = {"PyDataset (direct)": py_direct}
 
     # -- PyDataset through Keras' threaded enqueuer (what fit uses with workers > 1)
     try:
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
         def py_workers():
-            data = ds.batches(bs, num_steps=total, loader="py", workers=args.workers)
+            data = ds.batches(bs, num_steps=total, loader="py", workers=workers)
             return PyDatasetAdapter(data, shuffle=False).get_numpy_iterator()
 
-        methods[f"PyDataset ({args.workers} worker threads)"] = py_workers
+        methods[f"PyDataset ({workers} worker threads)"] = py_workers
     except ImportError:
         pass
 
@@ -105,36 +91,40 @@ def main(argv=None):
     except ImportError:
         print("TensorFlow not importable: tf.data skipped")
 
-    for name, make in methods.items():
+    def crops_per_s(make):
         iterator = make()  # built once, as in training; the warm-up run is not timed
 
         def consume():
             for _ in range(steps):
                 next(iterator)
 
-        consume()
-        median, times = timed(consume, args.runs)
-        results[name] = {"crops_per_s": bs * steps / median,
-                         "runs_s": [round(t, 4) for t in times]}
+        return bs * steps / median_time(consume, runs)
 
-    ref = results["librosa.load loop"]["crops_per_s"]
-    info = {
-        "dataset": "builtin:timbre", "batch_size": bs, "crop_length": crop,
-        "sample_rate": args.sample_rate, "steps_per_run": steps, "runs": args.runs,
-        "files": len(files), "in_memory": ds.in_memory,
-        "keras_backend": keras.backend.backend(), "keras": keras.__version__,
-        "device": device_description(), "python": platform.python_version(),
-    }
-    print(f"data pipeline on {info['dataset']}: batch {bs} x {crop} samples at "
-          f"{args.sample_rate} Hz; median of {args.runs} runs x {steps} batches")
-    print(f"backend {info['keras_backend']}, device: {info['device']}")
-    print(f"{'method':<32}{'crops/s':>12}{'x librosa':>12}")
-    for name, r in results.items():
-        r["ratio_vs_librosa"] = r["crops_per_s"] / ref
-        print(f"{name:<32}{r['crops_per_s']:>12.0f}{r['ratio_vs_librosa']:>12.1f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"info": info, "results": results}, indent=2))
-    return results
+    ref = crops_per_s(librosa_batches)
+    settings = {"dataset": "builtin:timbre", "batch_size": bs, "crop_length": crop,
+                "sample_rate": sample_rate, "steps_per_run": steps, "runs": runs,
+                "files": len(files), "in_memory": ds.in_memory}
+    return [record(f"data pipeline: {name}", crops_per_s(make), "crops/s", reference=ref,
+                   reference_name="librosa.load loop", settings=settings)
+            for name, make in methods.items()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 batches per run, 3 runs")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--crop-length", type=int, default=16384)
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--steps", type=int, default=None, help="batches per timed run (40)")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs (5)")
+    parser.add_argument("--workers", type=int, default=4, help="PyDataset enqueuer threads")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--json", default=None, help="also write the records to this file")
+    args = parser.parse_args(argv)
+    print(f"data pipeline on builtin:timbre; {run_device()}", flush=True)
+    records = run(args.quick, args.batch_size, args.crop_length, args.sample_rate, args.steps,
+                  args.runs, args.workers, args.cache_dir)
+    return script_report(records, "pipeline", args.quick, args.json)
 
 
 if __name__ == "__main__":

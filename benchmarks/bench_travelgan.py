@@ -1,32 +1,34 @@
 """TraVeLGAN (MelGAN-VC) speed: training steps/s and conversion audio-seconds/s vs a TF reference.
 
 For the current KERAS_BACKEND, measures in one run:
-  * ours, training -- ``zoo.load("travelgan")`` (recipes/travelgan.toml reference settings),
-    ``compile_from_recipe`` then ``fit`` on paired waveform batches ``(a, b)`` of shape
-    [16, crop_length]; steps/s over ``--steps`` steps after a warm-up ``fit``. One step = one
-    batch = one critic update, the generator+siamese updating on every 3rd step
-    (``discriminator_steps = 3``, consecutive mode). Includes the spectral front-end
-    (STFT + mel + dB) of both domains inside the step.
-  * reference, training -- a compact plain-TensorFlow transcription of MelGAN-VC
-    (REFERENCE.md): SN U-Net generator, SN critic, siamese; hinge + TraVeL + margin +
-    identity; Adam 2e-4 / 0.5; same step counting. It takes PRECOMPUTED mel crops
-    [16, 72, 192] (no front-end in the step). Written with raw tf ops (tf.Variable,
+  * ours, training and ``convert`` of the recipe model -- ``bench_models.run_model("travelgan")``
+    (the suite's ``model:travelgan``): ``compile_from_recipe`` then ``fit`` on paired waveform
+    batches ``(a, b)`` of the recipe's crops from its data pipeline; one step = one batch =
+    one critic update, the generator+siamese updating on every 3rd step
+    (``discriminator_steps = 3``, consecutive mode); the spectral front-end (STFT + mel + dB)
+    of both domains is inside the step.
+  * reference, training -- :func:`reference_rates`: a compact plain-TensorFlow transcription
+    of MelGAN-VC (REFERENCE.md): SN U-Net generator, SN critic, siamese; hinge + TraVeL +
+    margin + identity; Adam 2e-4 / 0.5; same step counting, at the same config. It takes
+    PRECOMPUTED mel crops (no front-end in the step). Written with raw tf ops (tf.Variable,
     tf.nn.conv1d, hand-written Adam and one-iteration spectral norm), so it runs with
     TensorFlow whatever the Keras backend; skipped with a note when TF is absent.
-  * conversion -- ``model.convert`` of a 10 s waveform (median of 3 after a warm-up), audio
-    seconds per second, for the recipe model (random weights) and the shipped
-    ``weights="timbre"`` model; reference: tf.signal STFT + mel + generator on
-    non-overlapping 24-frame chunks, at the matching configuration. The reference's
-    waveform inversion (2000 Adam iterations on the mel) is NOT timed; ours includes
-    its 50 %-overlap chunking, cross-fade and Griffin-Lim.
+  * conversion -- :func:`run`: ``convert`` of the shipped ``weights="timbre"`` model and the
+    "mel-only" path (front-end + generator on 50 %-overlap chunks + cross-fade, no
+    Griffin-Lim) of it and of the recipe model, in x real time (median after a warm-up);
+    reference: tf.signal STFT + mel + generator on non-overlapping chunks at the matching
+    configuration. The reference's waveform inversion (2000 Adam iterations on the mel) is
+    NOT timed; ``convert`` includes Griffin-Lim.
+
+``--quick`` uses the recipe's tiny config (3 steps, 2 s of audio); without it the recipe's
+reference settings (batch 16, 192 mels x 72 frames). ``run(quick)`` is the suite's entry point
+(``python -m benchmarks``).
 
 Usage:
     KERAS_BACKEND=jax taskset -c 1 python benchmarks/bench_travelgan.py [--steps 9] [--quick] [--json out.json]
 """
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -36,8 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import BACKEND, block, compiled, device_description, no_grad  # noqa: E402
+from benchmarks._common import (BACKEND, TF_REFERENCE_SKIPPED, block, compiled,  # noqa: E402
+                                no_grad, results_path, run_device, script_report,
+                                set_torch_threads, tf_references)
 from benchmarks._common import median_time as _median_time  # noqa: E402
+from benchmarks._records import record  # noqa: E402
+from zoo.eval.metrics import real_time_factor  # noqa: E402
 
 AUDIO_SECONDS = 10.0
 
@@ -213,194 +219,179 @@ def reference_convert_fn(tf, generate, sample_rate, n_fft, hop, n_mels, chunk):
     return convert
 
 
+# ------------------------------------------------------------------- reference figures
+def _reference_for(tf, mc, train=None):
+    """The reference networks (and, with ``train``, train steps) at a model config."""
+    train = train or {}
+    return build_reference(
+        tf, mc["n_mels"], mc["generator_channels"], mc["critic_channels"], mc["siamese_dim"],
+        mc["chunk_frames"], mc["num_chunks"], float(train.get("learning_rate", 2e-4)),
+        float(train.get("beta_1", 0.5)), float(train.get("beta_2", 0.999)),
+        mc["travel_weight"], mc["identity_weight"], mc["margin"])
+
+
+def _reference_convert_rate(tf, mc, seconds, runs, generate=None):
+    """x real time of the reference's front-end + generator on ``seconds`` of noise."""
+    if generate is None:
+        _, _, generate, _ = _reference_for(tf, mc)
+    convert = reference_convert_fn(tf, generate, mc["sample_rate"], mc["n_fft"],
+                                   mc["hop_length"], mc["n_mels"], mc["chunk_frames"])
+    wave = _noise(seconds, mc["sample_rate"])
+    return real_time_factor(seconds, _median_time(lambda: convert(wave), runs))
+
+
+def _noise(seconds, sample_rate, seed=1):
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sample_rate))
+            ).astype("float32")
+
+
+def _import_tf():
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf
+
+
+def reference_rates(recipe, model, *, steps, warmup, runs, seconds):
+    """The reference's training steps/s and conversion x real time at a recipe's config.
+
+    ``bench_models`` calls this for ``travelgan`` (see ``bench_models.MEASURED``). Training:
+    ``warmup`` steps, then the median over ``runs`` runs of ``steps`` steps, counted as ours
+    (one critic update per step, the generator+siamese on every ``discriminator_steps``-th),
+    on precomputed random mel crops. Conversion: front-end + generator on ``seconds`` of noise.
+    Returns ``{}`` when TensorFlow cannot be imported.
+    """
+    tf = _import_tf()
+    if tf is None:
+        print("    reference skipped: TensorFlow is not installed", flush=True)
+        return {}
+    mc, train = model.get_config(), recipe["train"]
+    bs, k = int(train["batch_size"]), int(train.get("discriminator_steps", 1))
+    d_step, g_step, generate, n_params = _reference_for(tf, mc, train)
+    frames = mc["num_chunks"] * mc["chunk_frames"]
+    rng = np.random.default_rng(0)
+    batches = [tuple(tf.constant(rng.uniform(-1, 1, (bs, frames, mc["n_mels"])).astype("float32"))
+                     for _ in range(2)) for _ in range(3)]
+    position = [0]
+
+    def ref_steps(n):
+        loss = None
+        for _ in range(n):
+            i = position[0]
+            xa, xb = batches[i % len(batches)]
+            loss = d_step(xa, xb)
+            if i % k == k - 1:
+                loss = g_step(xa, xb)
+            position[0] += 1
+        return float(loss)  # waits for the last step
+
+    ref_steps(warmup)
+    rates = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        ref_steps(steps)
+        rates.append(steps / (time.perf_counter() - t0))
+    name = "raw-TF MelGAN-VC transcription"
+    return {
+        "train": (statistics.median(rates), name,
+                  f"reference: tf.function steps on precomputed mel crops [{bs}, {frames}, "
+                  f"{mc['n_mels']}] (ours: waveforms, STFT+mel inside the step), "
+                  f"{n_params} generator parameters"),
+        "inference": (_reference_convert_rate(tf, mc, seconds, min(runs, 3), generate),
+                      name + " (front-end + generator)",
+                      "ours includes 50%-overlap chunks, cross-fade and Griffin-Lim "
+                      f"({mc['griffin_lim_iters']} it.); the reference's waveform inversion "
+                      "(2000 Adam iterations) is not timed"),
+    }
+
+
+def mel_only_rate(model, seconds, runs):
+    """x real time of our front-end + generator on 50%-overlap chunks + cross-fade (compiled
+    features + convert_features), without Griffin-Lim."""
+    fn = lambda w: model.convert_features(model.features(w))  # noqa: E731
+    fn = compiled(fn) or fn
+    x = _noise(seconds, model.get_config()["sample_rate"])[None]
+
+    def once():
+        with no_grad():
+            return block(fn(x))
+    return real_time_factor(seconds, _median_time(once, runs))
+
+
+def run(quick=False, runs=None, seconds=None, references=None):
+    """Records of the TraVeLGAN-specific conversions, each beside the raw-TF reference at the
+    same configuration (random weights; TensorFlow needed for the reference):
+
+    * the shipped ``weights="timbre"`` model: ``convert`` (with Griffin-Lim) and mel-only;
+    * the recipe model (quick: its tiny config): mel-only.
+
+    Training and the recipe model's ``convert`` are ``bench_models``' (``model:travelgan``).
+    Quick mode: 2 s of audio, 2 runs, the reference under the TensorFlow backend only (unless
+    ``references``); full: 10 s, 3 runs.
+    """
+    import zoo
+    from zoo import registry
+
+    runs = runs or (2 if quick else 3)
+    seconds = seconds or (2.0 if quick else AUDIO_SECONDS)
+    references = tf_references(quick) if references is None else references
+    tf = _import_tf() if references else None
+    skipped = ("" if tf is not None else "; reference not measured: " + (
+        "TensorFlow is not installed" if references else TF_REFERENCE_SKIPPED))
+    recipe_model = registry.build(registry.load_recipe("travelgan", tiny=quick))
+    timbre = zoo.load("travelgan", weights="timbre")
+    tc = timbre.get_config()
+    wave = _noise(seconds, tc["sample_rate"])
+    cases = [
+        ("travelgan weights=timbre: convert", timbre,
+         lambda: real_time_factor(seconds, _median_time(lambda: timbre.convert(wave), runs))),
+        ("travelgan weights=timbre: mel-only convert", timbre,
+         lambda: mel_only_rate(timbre, seconds, runs)),
+        (f"travelgan {'tiny' if quick else 'recipe'}: mel-only convert", recipe_model,
+         lambda: mel_only_rate(recipe_model, seconds, runs)),
+    ]
+    ref_rates = {}
+    records = []
+    for name, model, measure in cases:
+        mc = model.get_config()
+        key = tuple(sorted((k, str(v)) for k, v in mc.items()))
+        if tf is not None and key not in ref_rates:
+            ref_rates[key] = _reference_convert_rate(tf, mc, seconds, runs)
+        records.append(record(
+            name, measure(), "x real time", reference=ref_rates.get(key),
+            reference_name="raw-TF MelGAN-VC front-end + generator, same config",
+            settings={"audio_s": seconds, "runs": runs, "n_mels": mc["n_mels"],
+                      "n_fft": mc["n_fft"], "hop": mc["hop_length"],
+                      "generator_channels": mc["generator_channels"],
+                      "griffin_lim_iters": mc["griffin_lim_iters"]},
+            note=("mel-only: ours on 50%-overlap chunks (about 2x the reference's generator "
+                  "work), no waveform inversion on either side" if "mel-only" in name else
+                  "ours includes Griffin-Lim; the reference's inversion is not timed")
+            + skipped))
+    return records
+
+
 # ------------------------------------------------------------------------------ main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=9, help="timed training steps (batches)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up steps (compilation)")
-    parser.add_argument("--runs", type=int, default=3, help="conversion runs (median)")
-    parser.add_argument("--quick", action="store_true", help="3 timed steps, 3 warm-up steps")
-    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="the recipe's tiny config, 3 steps, 2 s of audio")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed training steps per run (default 9, quick 3)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs (median)")
     parser.add_argument("--json", default=None,
-                        help="output file (default benchmarks/results/travelgan_speed_<backend>.json)")
+                        help="output file (default: "
+                             "benchmarks/results/travelgan_speed_<backend>.json)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.warmup = 3, 3
+    from benchmarks.bench_models import run_model
 
-    import keras
-
-    import zoo
-    from zoo.registry import load_recipe
-
-    recipe = load_recipe("travelgan")
-    mc, train = recipe["model_config"], recipe["train"]
-    bs, crop = int(train["batch_size"]), int(recipe["data"]["crop_length"])
-    k = int(train.get("discriminator_steps", 1))
-    rng = np.random.default_rng(0)
-    rows, notes = [], []
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    device = f"{device_description()}, {affinity} usable by this process"
-    print(f"backend: {BACKEND} | keras {keras.__version__} | device: {device}")
-    print(f"recipe: batch {bs}, crop_length {crop}, {mc['n_mels']} mels x "
-          f"{mc['num_chunks']} x {mc['chunk_frames']} frames, discriminator_steps {k}; "
-          f"{args.steps} timed steps after {args.warmup} warm-up", flush=True)
-
-    # ---------------------------------------------------------------- ours: training
-    model = zoo.load("travelgan")
-    model.compile_from_recipe(train)
-    n_wave = (args.warmup + args.steps) * bs
-    a = (0.1 * rng.standard_normal((n_wave, crop))).astype("float32")
-    b = (0.1 * rng.standard_normal((n_wave, crop))).astype("float32")
-    w = args.warmup * bs
-    t0 = time.perf_counter()
-    model.fit(a[:w], b[:w], batch_size=bs, epochs=1, shuffle=False, verbose=0)
-    compile_s = time.perf_counter() - t0
-    batch_times = []
-
-    class _BatchTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            batch_times.append(time.perf_counter() - self.t)
-
-    t0 = time.perf_counter()
-    model.fit(a[w:], b[w:], batch_size=bs, epochs=1, shuffle=False, verbose=0,
-              callbacks=[_BatchTimer()])
-    ours_train = args.steps / (time.perf_counter() - t0)
-    # steps args.warmup + i; the generator runs where step % k == k - 1
-    gen = [t for i, t in enumerate(batch_times) if (args.warmup + i) % k == k - 1]
-    crit = [t for i, t in enumerate(batch_times) if (args.warmup + i) % k != k - 1]
-    step_split = {"critic_only_step_s": statistics.median(crit) if crit else None,
-                  "generator_step_s": statistics.median(gen) if gen else None}
-    print(f"ours: {ours_train:.3f} steps/s (warm-up fit {compile_s:.1f} s; median step: "
-          f"critic-only {step_split['critic_only_step_s']}, with generator "
-          f"{step_split['generator_step_s']} s)", flush=True)
-
-    # -------------------------------------------------------------- ours: conversion
-    wave = (0.1 * rng.standard_normal(int(AUDIO_SECONDS * mc["sample_rate"]))).astype("float32")
-    ours_conv = AUDIO_SECONDS / _median_time(lambda: model.convert(wave), args.runs)
-    timbre = zoo.load("travelgan", weights="timbre")
-    tc = timbre.get_config()
-    wave_t = (0.1 * rng.standard_normal(int(AUDIO_SECONDS * tc["sample_rate"]))).astype("float32")
-    timbre_conv = AUDIO_SECONDS / _median_time(lambda: timbre.convert(wave_t), args.runs)
-    print(f"ours convert: recipe {ours_conv:.2f}, timbre {timbre_conv:.2f} audio s/s", flush=True)
-
-    def mel_only(m, x):
-        """Front-end + generator on overlapping chunks + cross-fade, no Griffin-Lim."""
-        fn = lambda w: m.convert_features(m.features(w))  # noqa: E731
-        fn = compiled(fn) or fn
-        x = x[None]
-
-        def run():
-            with no_grad():
-                return block(fn(x))
-        return AUDIO_SECONDS / _median_time(run, args.runs)
-
-    ours_mel = mel_only(model, wave)
-    timbre_mel = mel_only(timbre, wave_t)
-    print(f"ours mel-only convert: recipe {ours_mel:.2f}, timbre {timbre_mel:.2f} audio s/s",
-          flush=True)
-
-    # ------------------------------------------------------------------- reference
-    ref_train = ref_conv = ref_timbre_conv = None
-    ref_params = None
-    tf = None
-    if not args.no_reference:
-        try:
-            import tensorflow as tf
-        except ImportError:
-            notes.append("reference skipped: TensorFlow is not installed")
-    if tf is not None:
-        d_step, g_step, generate, ref_params = build_reference(
-            tf, mc["n_mels"], mc["generator_channels"], mc["critic_channels"], mc["siamese_dim"],
-            mc["chunk_frames"], mc["num_chunks"], float(train["learning_rate"]),
-            float(train["beta_1"]), float(train["beta_2"]), mc["travel_weight"],
-            mc["identity_weight"], mc["margin"])
-        frames = mc["num_chunks"] * mc["chunk_frames"]
-        batches = [(tf.constant(rng.uniform(-1, 1, (bs, frames, mc["n_mels"])).astype("float32")),
-                    tf.constant(rng.uniform(-1, 1, (bs, frames, mc["n_mels"])).astype("float32")))
-                   for _ in range(3)]
-
-        def ref_steps(n, start):
-            loss = None
-            for i in range(start, start + n):
-                xa, xb = batches[i % len(batches)]
-                loss = d_step(xa, xb)
-                if i % k == k - 1:
-                    loss = g_step(xa, xb)
-            return float(loss)  # waits for the last step
-
-        ref_steps(args.warmup, 0)
-        t0 = time.perf_counter()
-        ref_steps(args.steps, args.warmup)
-        ref_train = args.steps / (time.perf_counter() - t0)
-        convert = reference_convert_fn(tf, generate, mc["sample_rate"], mc["n_fft"],
-                                       mc["hop_length"], mc["n_mels"], mc["chunk_frames"])
-        ref_conv = AUDIO_SECONDS / _median_time(lambda: convert(wave), args.runs)
-        _, _, generate_t, _ = build_reference(tf, tc["n_mels"], tc["generator_channels"],
-                                              tc["critic_channels"], tc["siamese_dim"],
-                                              tc["chunk_frames"], tc["num_chunks"])
-        convert_t = reference_convert_fn(tf, generate_t, tc["sample_rate"], tc["n_fft"],
-                                         tc["hop_length"], tc["n_mels"], tc["chunk_frames"])
-        ref_timbre_conv = AUDIO_SECONDS / _median_time(lambda: convert_t(wave_t), args.runs)
-        print(f"reference: {ref_train:.3f} steps/s, convert {ref_conv:.2f} / "
-              f"{ref_timbre_conv:.2f} audio s/s", flush=True)
-
-    # ----------------------------------------------------------------------- table
-    def ratio(x, y):
-        return None if y is None else x / y
-
-    rows = [
-        ("train, recipe (steps/s)", ours_train, ref_train),
-        ("convert 10 s, recipe (audio s/s)", ours_conv, ref_conv),
-        ("convert 10 s, weights=timbre (audio s/s)", timbre_conv, ref_timbre_conv),
-        ("mel-only convert 10 s, recipe (audio s/s)", ours_mel, ref_conv),
-        ("mel-only convert 10 s, timbre (audio s/s)", timbre_mel, ref_timbre_conv),
-    ]
-    print()
-    print(f"TraVeLGAN speed -- backend {BACKEND}, {device}")
-    print(f"{'measure':44s} {'ours':>10s} {'reference':>10s} {'ours/ref':>9s}")
-    for name, ours, ref in rows:
-        r = ratio(ours, ref)
-        print(f"{name:44s} {ours:10.3f} {('%10.3f' % ref) if ref else '       n/a'} "
-              f"{('%9.2f' % r) if r else '      n/a'}")
-    notes += [
-        f"one step = one batch of {bs}: one critic update, generator+siamese update every "
-        f"{k} steps (both sides); variant {model.variant!r}",
-        "ours trains on waveforms [16, %d] and computes STFT+mel+dB of both domains inside the "
-        "step; the reference takes precomputed mel crops [16, %d, %d]"
-        % (crop, mc["num_chunks"] * mc["chunk_frames"], mc["n_mels"]),
-        "reference: raw TensorFlow ops (tf.function), one-iteration spectral norm, "
-        "hand-written Adam, BatchNorm on batch statistics; %s generator parameters"
-        % (ref_params if ref_params else "n/a"),
-        "conversion: ours = front-end + generator on 50%%-overlap chunks + cross-fade + "
-        "Griffin-Lim (%d iters); 'mel-only' rows stop before Griffin-Lim (ours: compiled "
-        "features + convert_features, 50%%-overlap chunks: ~2x the generator work); reference = "
-        "front-end + generator on non-overlapping chunks, its waveform inversion (2000 Adam "
-        "iterations) not timed" % mc["griffin_lim_iters"],
-        "weights=timbre: %d mels, n_fft %d, hop %d, generator %d ch; the reference row uses the "
-        "same configuration with random weights"
-        % (tc["n_mels"], tc["n_fft"], tc["hop_length"], tc["generator_channels"]),
-    ]
-    for n in notes:
-        print(f"note: {n}")
-
-    out = Path(args.json) if args.json else (
-        Path(__file__).resolve().parent / "results" / f"travelgan_speed_{BACKEND}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "backend": BACKEND, "keras": keras.__version__, "device": device,
-        "variant": model.variant, "quick": args.quick, "steps": args.steps, "warmup": args.warmup, "batch_size": bs,
-        "crop_length": crop, "ours_step_times": step_split, "results": [
-            {"measure": name, "ours": ours, "reference": ref, "ratio": ratio(ours, ref)}
-            for name, ours, ref in rows],
-        "notes": notes,
-    }, indent=2) + "\n")
-    print(f"wrote {out}")
+    set_torch_threads()
+    print(f"backend {BACKEND}; {run_device()}", flush=True)
+    records = run_model("travelgan", args.quick, steps=args.steps or (3 if args.quick else 9),
+                        runs=args.runs, references=True)
+    records += run(args.quick, runs=args.runs, references=True)
+    script_report(records, "travelgan", args.quick, args.json or results_path("travelgan_speed"))
 
 
 if __name__ == "__main__":

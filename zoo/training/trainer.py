@@ -52,6 +52,24 @@ def compile_model(model, train):
         model.compile(optimizer=make_optimizer(train))
 
 
+def recipe_dataset(recipe, progress=False):
+    """The :class:`~zoo.data.AudioDataset` a recipe's ``[data]`` section describes (source,
+    crop_length, val_fraction, seed) at its model's sample rate: what :func:`train` reads."""
+    from zoo.data import load_dataset
+
+    data_cfg = recipe["data"]
+    return load_dataset(data_cfg["source"], sample_rate=recipe["model_config"].get(
+        "sample_rate", 16000), crop_length=int(data_cfg.get("crop_length", 16384)),
+        val_fraction=float(data_cfg.get("val_fraction", 0.1)), seed=int(data_cfg.get("seed", 0)),
+        progress=progress)
+
+
+def is_paired(model):
+    """Whether a model translates between domains (``paired_domains = True``) and so trains on
+    one crop batch per domain."""
+    return bool(getattr(model, "paired_domains", False))
+
+
 def _segments(start, total, steps_per_epoch):
     """Split global steps [start, total) into ``fit`` calls: (start, steps, epoch0, epoch1, spe).
 
@@ -130,8 +148,6 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
     """
-    from zoo.data import load_dataset
-
     if resume:
         if out is None:
             raise ZooError("--resume needs the run folder (--out DIR)")
@@ -176,16 +192,13 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     if total <= 0:
         raise ZooError("--steps/--epochs must be positive")
 
-    dataset = load_dataset(data_cfg["source"], sample_rate=recipe["model_config"].get(
-        "sample_rate", 16000), crop_length=int(data_cfg.get("crop_length", 16384)),
-        val_fraction=float(data_cfg.get("val_fraction", 0.1)), seed=int(data_cfg.get("seed", 0)),
-        progress=verbose > 0)
+    dataset = recipe_dataset(recipe, progress=verbose > 0)
     if model is None:
         keras.utils.set_random_seed(int(data_cfg.get("seed", 0)))  # reproducible initialisation
         model = registry.build(recipe)
         compile_model(model, train_cfg)
     # Translation models (``paired_domains = True``) train on one crop batch per domain.
-    paired = bool(getattr(model, "paired_domains", False))
+    paired = is_paired(model)
     if paired and len(dataset.domains) < 2:
         raise ZooError(f"{data_cfg['source']}: {recipe['model']} translates between domains and "
                        "needs one sub-folder per domain (found "
