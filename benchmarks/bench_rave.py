@@ -1,0 +1,144 @@
+"""RAVE speed: encode / decode throughput and one training step at the reference batch.
+
+For the current KERAS_BACKEND and the recipes ``rave`` (CPU-sized, causal, 16 kHz) and
+``rave_v1`` (reference capacity, 48 kHz), with random weights:
+
+* encode and decode of one waveform of ``--seconds`` seconds (batch 1): samples/s and
+  real-time factor (audio seconds per wall second), compiled (``jax.jit`` /
+  ``tf.function``; torch eager under ``no_grad``), median of ``--runs`` after a warm-up;
+  beside the published reference figure for v1 synthesis: 985 kHz on a laptop CPU
+  (about 20x real time at 48 kHz), published, not measured here;
+* streaming: one 2048-sample block through ``stream`` (encode + decode, compiled like
+  the rest) for the causal ``rave``: compute time per block in ms, beside the block's own
+  duration and the algorithmic latency (block + the causal path's delay);
+* training: one stage-1 step and one stage-2 step (the adversarial stage, recompiled as
+  the trainer does at the switch) at ``--batch`` x ``--crop`` (reference 8 x 131072):
+  seconds per step and host peak memory (RSS high-water mark above the start) per stage.
+
+Usage::
+
+    KERAS_BACKEND=tensorflow python benchmarks/bench_rave.py [--quick] [--json out.json]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import (BACKEND, PeakMemory, block, compiled, median_time,  # noqa: E402
+                                no_grad, results_path, script_report, set_torch_threads)
+from benchmarks._records import record  # noqa: E402
+
+PUBLISHED_V1_SYNTHESIS = 985e3  # samples/s, laptop CPU (RAVE paper)
+
+
+def _fn(f):
+    c = compiled(f)
+    return c if c is not None else f
+
+
+def inference_records(name, model, seconds, runs):
+    sr = model.sample_rate
+    n = int(seconds * sr) // model.compression * model.compression
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, n))).astype("float32")
+    enc = _fn(lambda w: model.encode(w))
+    dec = _fn(lambda z: model.decode(z, noise=False))
+    out = []
+    with no_grad():
+        z = block(enc(x))
+        t_enc = median_time(lambda: block(enc(x)), runs)
+        t_dec = median_time(lambda: block(dec(z)), runs)
+    settings = {"recipe": name, "samples": n, "sample_rate": sr, "batch": 1, "runs": runs,
+                "params_encoder_decoder": int(model.encoder.count_params()
+                                              + model.decoder.count_params()),
+                "compression": model.compression, "causal": model.causal}
+    for what, t in (("encode", t_enc), ("decode", t_dec)):
+        ref = PUBLISHED_V1_SYNTHESIS if (name == "rave_v1" and what == "decode") else None
+        out.append(record(f"{name}: {what} throughput", n / t, "samples/s", reference=ref,
+                          reference_name="RAVE v1 synthesis, laptop CPU (paper)" if ref else None,
+                          published=bool(ref), settings=settings))
+        out.append(record(f"{name}: {what} real-time factor", n / sr / t, "x real time",
+                          settings=settings))
+    if model.causal:
+        blk = 2048
+        state = model.initial_state(1)
+        xb = x[:, :blk]
+
+        stream = _fn(lambda b, s: model.stream(b, s))
+
+        def step():
+            nonlocal state
+            y, state = stream(xb, state)
+            block(y)
+        with no_grad():
+            t = median_time(step, runs * 3)
+        out.append(record(f"{name}: stream 2048-sample block (encode + decode)",
+                          1000 * t, "ms per block", settings={**settings, "block": blk,
+                          "block_ms": 1000 * blk / sr, "algorithmic_latency_ms":
+                          1000 * (blk + model.latency_samples) / sr},
+                          note="lower is better; real time needs ms per block < block_ms"))
+    return out
+
+
+def training_records(name, model, recipe, batch, crop, runs):
+    from zoo.data import load_dataset
+
+    sr = model.sample_rate
+    ds = load_dataset(recipe["data"]["source"], sr, crop, progress=False)
+    data = ds.batch(0, batch)
+    out = []
+    model.compile_from_recipe(recipe["train"])
+    for stage in (1, 2):
+        if stage == 2:
+            model.prepare_stage(model.warmup, recipe["train"])
+        times = []
+        with PeakMemory() as mem:
+            for i in range(runs + 1):
+                t0 = time.perf_counter()
+                model.train_on_batch(data)
+                times.append(time.perf_counter() - t0)
+        settings = {"recipe": name, "stage": stage, "batch": batch, "crop": crop,
+                    "sample_rate": sr, "runs": runs, "first_step_s": round(times[0], 2)}
+        step = float(np.median(times[1:]))
+        out.append(record(f"{name}: training step, stage {stage}", 1.0 / step, "steps/s",
+                          settings=settings, note=f"{step:.2f} s per step"))
+        out.append(record(f"{name}: training peak memory, stage {stage} (host RSS above start)",
+                          mem.host_mib, "MiB", settings=settings,
+                          note="includes compilation; lower is better"))
+    return out
+
+
+def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=True):
+    from zoo import registry
+
+    set_torch_threads()
+    records = []
+    for name in recipes:
+        recipe = registry.load_recipe(name)
+        model = registry.build(recipe)
+        records += inference_records(name, model, 2.0 if quick else 10.0, 2 if quick else 3)
+        if train:
+            b, c = (2, 16384) if quick else (batch, crop)
+            records += training_records(name, model, recipe, b, c, 1 if quick else 2)
+    return records
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--recipes", default="rave,rave_v1")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=131072)
+    p.add_argument("--no-train", action="store_true")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    records = run(args.quick, tuple(args.recipes.split(",")), args.batch, args.crop,
+                  not args.no_train)
+    script_report(records, "rave", args.quick, args.json or results_path("rave"))
+
+
+if __name__ == "__main__":
+    main()
