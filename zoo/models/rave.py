@@ -260,6 +260,8 @@ class RAVE(AdversarialModel):
         discriminator: ``"multiscale"`` (v1) or ``"multiscale+period"`` (v2).
         disc_capacity, disc_layers, disc_max_channels, num_scales, periods:
             discriminator sizes.
+        disc_grouped: grouped strided convolutions in the multiscale discriminator
+            (the reference; slow to train on TensorFlow CPU, see ``ScaleDiscriminator``).
         feature_matching_weight, adversarial_weight: stage-2 generator loss weights.
         spectral_scales: FFT sizes of the multiscale spectral distance (full band;
             the bands use the sizes that fit their length).
@@ -283,7 +285,7 @@ class RAVE(AdversarialModel):
     def __init__(self, sample_rate=16000, num_bands=16, attenuation=100, capacity=16,
                  max_channels=512, latent_dim=16, ratios=(4, 4, 2), dilations=(1, 3, 5),
                  causal=True, beta=0.1, beta_start=None, beta_warmup_steps=0, warmup=1000000,
-                 discriminator="multiscale", disc_capacity=16, disc_layers=4, disc_max_channels=1024,
+                 discriminator="multiscale", disc_capacity=16, disc_layers=4, disc_max_channels=1024, disc_grouped=True,
                  num_scales=3, periods=(2, 3, 5, 7, 11), feature_matching_weight=10.0, adversarial_weight=1.0,
                  spectral_scales=(2048, 1024, 512, 256, 128), spectral_eps=1e-7, noise=True, latent_fidelity=0.95,
                  seed=None, **kwargs):
@@ -303,7 +305,7 @@ class RAVE(AdversarialModel):
         self.discriminator_kind = discriminator
         self.disc_capacity, self.disc_layers, self.num_scales = (int(disc_capacity),
                                                                  int(disc_layers), int(num_scales))
-        self.disc_max_channels = int(disc_max_channels)
+        self.disc_max_channels, self.disc_grouped = int(disc_max_channels), bool(disc_grouped)
         self.periods = tuple(int(p) for p in periods)
         self.feature_matching_weight = float(feature_matching_weight)
         self.adversarial_weight = float(adversarial_weight)
@@ -317,7 +319,7 @@ class RAVE(AdversarialModel):
         self.decoder = RaveDecoder(capacity, num_bands, self.ratios, self.dilations, max_channels,
                                    self.causal, name="decoder")
         self.discriminators = [MultiScaleDiscriminator(num_scales, disc_capacity, disc_layers,
-                                                       self.disc_max_channels,
+                                                       self.disc_max_channels, self.disc_grouped,
                                                        name="discriminator_scales")]
         if discriminator == "multiscale+period":
             self.discriminators.append(MultiPeriodDiscriminator(self.periods, disc_capacity,
@@ -737,7 +739,7 @@ class RAVE(AdversarialModel):
                 "beta_start": self.beta_start, "beta_warmup_steps": self.beta_warmup_steps,
                 "warmup": self.warmup, "discriminator": self.discriminator_kind,
                 "disc_capacity": self.disc_capacity, "disc_layers": self.disc_layers,
-                "disc_max_channels": self.disc_max_channels,
+                "disc_max_channels": self.disc_max_channels, "disc_grouped": self.disc_grouped,
                 "num_scales": self.num_scales, "periods": list(self.periods),
                 "feature_matching_weight": self.feature_matching_weight,
                 "adversarial_weight": self.adversarial_weight,
