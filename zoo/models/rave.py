@@ -626,8 +626,8 @@ class RAVE(AdversarialModel):
         return ops.exp(lo + (hi - lo) * t)
 
     def _band_scales(self, frames):
-        if frames is None:  # length unknown while tracing: sizes that fit 4096-sample crops
-            frames = 257
+        if frames is None:  # length unknown while tracing: only the smallest size, which
+            frames = 65     # fits any crop of two latent frames or more
         scales = tuple(s for s in self.spectral_scales if s // 2 < frames)
         return scales or (max(8, 1 << int(math.log2(max(frames, 16))) - 1),)
 
