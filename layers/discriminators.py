@@ -15,6 +15,23 @@ def _leaky(x):
     return ops.leaky_relu(x, 0.2)
 
 
+def _build_stack(convs, logits, shape):
+    for conv in convs:
+        conv.build(shape)
+        shape = conv.compute_output_shape(shape)
+    logits.build(shape)
+
+
+def _feature_stack(convs, logits, h):
+    """Activations of ``convs`` (LeakyReLU after each), then the logits."""
+    features = []
+    for conv in convs:
+        h = _leaky(conv(h))
+        features.append(h)
+    features.append(logits(h))
+    return features
+
+
 @keras.saving.register_keras_serializable(package="layers")
 class ScaleDiscriminator(keras.layers.Layer):
     """One MelGAN scale: conv k15, then ``num_layers`` strided convs (k41, stride 4,
@@ -56,20 +73,11 @@ class ScaleDiscriminator(keras.layers.Layer):
         self.logits = keras.layers.Conv1D(1, 3, padding="same", name="logits")
 
     def build(self, input_shape):
-        shape = (input_shape[0], input_shape[1], 1)
-        for conv in self.convs:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-        self.logits.build(shape)
+        _build_stack(self.convs, self.logits, (input_shape[0], input_shape[1], 1))
 
     def call(self, x):
         h = ops.expand_dims(ops.convert_to_tensor(x, self.compute_dtype), -1)
-        features = []
-        for conv in self.convs:
-            h = _leaky(conv(h))
-            features.append(h)
-        features.append(self.logits(h))
-        return features
+        return _feature_stack(self.convs, self.logits, h)
 
     def get_config(self):
         return {**super().get_config(), "capacity": self.capacity,
@@ -139,11 +147,7 @@ class PeriodDiscriminator(keras.layers.Layer):
         self.logits = keras.layers.Conv2D(1, (3, 1), padding="same", name="logits")
 
     def build(self, input_shape):
-        shape = (input_shape[0], None, self.period, 1)
-        for conv in self.convs:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-        self.logits.build(shape)
+        _build_stack(self.convs, self.logits, (input_shape[0], None, self.period, 1))
 
     def call(self, x):
         x = ops.convert_to_tensor(x, self.compute_dtype)
@@ -152,12 +156,7 @@ class PeriodDiscriminator(keras.layers.Layer):
         if pad:
             x = ops.pad(x, [[0, 0], [0, pad]])
         h = ops.reshape(x, (ops.shape(x)[0], -1, self.period, 1))
-        features = []
-        for conv in self.convs:
-            h = _leaky(conv(h))
-            features.append(h)
-        features.append(self.logits(h))
-        return features
+        return _feature_stack(self.convs, self.logits, h)
 
     def get_config(self):
         return {**super().get_config(), "period": self.period, "capacity": self.capacity,

@@ -389,14 +389,16 @@ class RAVE(AdversarialModel):
         """Waveforms (length a multiple of :attr:`compression`) -> ``(mean, std)``."""
         return self.encoder(self.pqmf.analysis(waveform))
 
-    def _decode_bands(self, z, noise, seed=None):
-        bands, amplitude, envelope = self.decoder(z)
+    def _mix_heads(self, bands, amplitude, envelope, noise):
+        """Waveform bands x loudness, plus (``noise``) band-filtered white noise."""
         bands = bands * amplitude
         if noise:
-            white = keras.random.uniform(ops.shape(bands), -1.0, 1.0,
-                                         seed=self.seed_generator if seed is None else seed)
+            white = keras.random.uniform(ops.shape(bands), -1.0, 1.0, seed=self.seed_generator)
             bands = bands + white * envelope
         return bands
+
+    def _decode_bands(self, z, noise):
+        return self._mix_heads(*self.decoder(z), noise)
 
     @inference
     def encode(self, waveform):
@@ -525,13 +527,8 @@ class RAVE(AdversarialModel):
     def stream_decode(self, z, state, noise=False):
         """``z [B, n, latent_dim]`` -> ``(waveform block [B, n * compression], state)``."""
         self._require_causal()
-        (bands, amplitude, envelope), dec = self.decoder.stream(
-            ops.convert_to_tensor(z, "float32"), state[:-1])
-        bands = bands * amplitude
-        if noise:
-            bands = bands + keras.random.uniform(ops.shape(bands), -1.0, 1.0,
-                                                 seed=self.seed_generator) * envelope
-        block, s = self.pqmf.synthesis_stream(bands, state[-1])
+        heads, dec = self.decoder.stream(ops.convert_to_tensor(z, "float32"), state[:-1])
+        block, s = self.pqmf.synthesis_stream(self._mix_heads(*heads, noise), state[-1])
         return block, dec + [s]
 
     def stream(self, block, state, noise=False):
