@@ -52,20 +52,14 @@ def _cmd_train(args):
 
 
 def _parse_sets(items):
-    """``["train.learning_rate=3e-4", ...]`` -> ``{"train": {"learning_rate": 0.0003}}``."""
-    from zoo.registry import tomllib
+    """``["train.learning_rate=3e-4", ...]`` -> ``{"train": {"learning_rate": 0.0003}}``
+    (keys and values are checked against the recipe schema when the recipe is read)."""
+    from zoo.recipe import parse_assignment
 
     out = {}
     for item in items or ():
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise ZooError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.learning_rate=3e-4")
-        try:
-            parsed = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed = value  # a bare string
-        out.setdefault(section, {})[name] = parsed
+        section, name, value = parse_assignment(item)
+        out.setdefault(section, {})[name] = value
     return out
 
 
@@ -82,7 +76,10 @@ def _cmd_reconstruct(args):
     import zoo
     from zoo.data import write_audio
 
+    from zoo.engine import Capability
+
     model = zoo.load(args.model)
+    model.require(Capability.RECONSTRUCT)
     wave = _load_wave(args.input, model)
     out = keras.ops.convert_to_numpy(model.reconstruct(wave[None]))[0]
     write_audio(args.output, np.clip(out, -1.0, 1.0), model.sample_rate)
@@ -92,22 +89,16 @@ def _cmd_reconstruct(args):
 def _cmd_convert(args):
     import numpy as np
 
-    import zoo
     from zoo.data import write_audio
-    from zoo.data.audio import resample
-
-    from zoo import registry
+    from zoo.engine import Capability
+    from zoo.registry import load_for_use
 
     # A bare model name converts with its shipped weights (an untrained model cannot).
-    weights = args.weights or (registry.DEFAULT_WEIGHTS.get(args.model)
-                               if args.model in registry.list_models() else None)
-    model = zoo.load(args.model, weights=weights) if weights else zoo.load(args.model)
-    if not hasattr(model, "convert"):
-        raise ZooError(f"{type(model).__name__} does not convert audio between domains")
+    model, _ = load_for_use(args.model, args.weights)
+    model.require(Capability.CONVERT, "convert audio between domains")
     wave = _load_wave(args.input, model)
-    out, rate = model.convert(wave), model.sample_rate
-    if args.sample_rate and args.sample_rate != rate:
-        out, rate = resample(out, rate, args.sample_rate), args.sample_rate
+    rate = args.sample_rate or model.sample_rate
+    out = model.convert(wave, output_rate=rate)
     write_audio(args.output, np.clip(out, -1.0, 1.0), rate)
     print(f"wrote {args.output} ({len(out) / rate:.2f} s at {rate} Hz)")
 
@@ -119,9 +110,10 @@ def _cmd_sample(args):
     import zoo
     from zoo.data import write_audio
 
+    from zoo.engine import Capability
+
     model = zoo.load(args.model)
-    if not hasattr(model, "sample"):
-        raise ZooError(f"{type(model).__name__} cannot sample from a prior")
+    model.require(Capability.SAMPLE, "sample from a prior")
     n = int(args.seconds * model.sample_rate)
     waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed))
     out = Path(args.output)
@@ -138,7 +130,10 @@ def _cmd_interpolate(args):
     import zoo
     from zoo.data import write_audio
 
+    from zoo.engine import Capability
+
     model = zoo.load(args.model)
+    model.require(Capability.INTERPOLATE)
     a, b = _load_wave(args.input_a, model), _load_wave(args.input_b, model)
     n = min(len(a), len(b))
     waves = keras.ops.convert_to_numpy(model.interpolate(a[:n], b[:n], args.steps))
@@ -155,9 +150,10 @@ def _cmd_export(args):
     if args.fidelity is None:
         export(args.run, args.to)
         return
+    from zoo.engine import Capability
+
     model = registry.load_saved(args.run)
-    if not hasattr(model, "latent_fidelity"):
-        raise ZooError(f"{type(model).__name__} has no latent PCA; --fidelity applies to rave")
+    model.require(Capability.LATENT_PCA, "keep latent dimensions by --fidelity (no latent PCA)")
     if not 0.0 < args.fidelity <= 1.0:
         raise ZooError(f"--fidelity must be in (0, 1], got {args.fidelity}")
     model.latent_fidelity = float(args.fidelity)
@@ -174,9 +170,10 @@ def _cmd_latents(args):
     from zoo.data import load_dataset
 
     run = Path(args.run)
+    from zoo.engine import Capability
+
     model = registry.load_saved(run)
-    if not hasattr(model, "latent_pca"):
-        raise ZooError(f"{type(model).__name__} has no latent PCA (a rave model does)")
+    model.require(Capability.LATENT_PCA, "report latent fidelity (no latent PCA)")
     source, length = args.data, args.clip_length
     if run.is_dir() and (run / registry.RUN_RECIPE).is_file():
         data_cfg = registry.run_recipe(run)["data"]
@@ -246,7 +243,7 @@ def _demo_conversion(folder):
     from zoo.data import load_dataset, write_audio
 
     try:
-        model = zoo.load("travelgan", weights=registry.DEFAULT_WEIGHTS["travelgan"])
+        model = zoo.load("travelgan", weights=registry.default_weights("travelgan"))
     except ZooError:
         return None  # weights not shipped in this install
     ds = load_dataset("builtin:timbre", model.sample_rate, 16000, progress=False)

@@ -1,25 +1,25 @@
 """Export to serving: TF SavedModel + ``.keras`` + ``metadata.json``.
 
-The portable path (DESIGN §5): whatever backend trained the model, its ``.keras``
+The portable path: whatever backend trained the model, its ``.keras``
 file is loaded under TensorFlow in a subprocess and exported there, so a fresh
 process with only TensorFlow can serve it. Signatures take float32 waveforms
 ``[batch, samples]`` of any length; models list theirs in ``serving_endpoints()``
 (``forward`` always, ``encode``/``decode`` where there is a latent).
 
-Every write goes to a temporary folder that replaces the target only when complete.
+Every write goes to a temporary folder that replaces the target only when complete
+(:func:`zoo.files.atomic_folder`).
 """
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import keras
 
 from zoo.errors import ZooError
+from zoo.files import atomic_folder
 
 
 def export(model_or_path, out_dir, metadata=None, verbose=True):
@@ -43,12 +43,12 @@ def export(model_or_path, out_dir, metadata=None, verbose=True):
         model = registry.load_saved(path)
     else:
         model = model_or_path
-    if not hasattr(model, "serving_endpoints"):
-        raise ZooError(f"{type(model).__name__} defines no serving endpoints to export")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
     try:
+        endpoints = model.serving_endpoints()
+    except NotImplementedError as err:
+        raise ZooError(str(err)) from None
+    out_dir = Path(out_dir)
+    with atomic_folder(out_dir) as tmp:
         model.save(tmp / "model.keras")
         if keras.backend.backend() == "tensorflow":
             write_saved_model(model, tmp / "saved_model")
@@ -58,9 +58,10 @@ def export(model_or_path, out_dir, metadata=None, verbose=True):
             "model": type(model).__name__,
             "trained_on_backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "sample_rate": getattr(model, "sample_rate", None),
+            "sample_rate": model.sample_rate,
+            "capabilities": sorted(map(str, model.active_capabilities())),
             "signatures": {name: [list(s) for s in specs]
-                           for name, (_, specs) in model.serving_endpoints().items()},
+                           for name, (_, specs) in endpoints.items()},
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": model.get_config(),
         }
@@ -71,26 +72,10 @@ def export(model_or_path, out_dir, metadata=None, verbose=True):
                     info[name[:-5]] = json.loads((run_dir / name).read_text())
         info.update(metadata or {})
         (tmp / "metadata.json").write_text(json.dumps(info, indent=2, default=str))
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if verbose:
         print(f"exported {type(model).__name__} to {out_dir}/ "
               f"(saved_model/, model.keras, metadata.json)")
     return out_dir
-
-
-def _replace_dir(src, dst):
-    """Move ``src`` to ``dst``; an existing ``dst`` is kept until the move succeeded."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_saved_model(model, path):

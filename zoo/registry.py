@@ -1,16 +1,12 @@
-"""Registry: model name -> model class + default recipe; recipes; loading runs.
+"""Registry: model name -> model class + default recipe; presets; loading runs.
 
 A recipe is a TOML file in the ``recipes`` package (shipped as package data, so
-it is found after ``pip install``) named ``<model>[_<dataset>].toml``::
+it is found after ``pip install``) named ``<model>[_<dataset>].toml``; its schema
+is :mod:`zoo.recipe`. Recipe names are presets, as in keras-hub:
+``zoo.load("rave_v1")`` builds the model ``rave_v1.toml`` describes.
 
-    model = "vae"            # registry name of the model class
-    [model_config]           # constructor arguments
-    [data]                   # source, crop_length, val_fraction, seed
-    [train]                  # batch_size, steps, learning_rate, ...
-    [tiny.*]                 # overrides for tests / --tiny
-    [tune]                   # keras-tuner search space
-
-A new model is one module in ``zoo/models``, one recipe and one line in ``_MODELS``.
+A new model is one module (or folder) in ``zoo/models``, one recipe and one line in
+``_MODELS`` (or :func:`register` from outside the package).
 """
 import copy
 import importlib
@@ -35,6 +31,19 @@ _MODELS = {
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
 DEFAULT_WEIGHTS = {"travelgan": "timbre"}
+
+
+def register(name, target):
+    """Register a model class under ``name`` (``"package.module:Class"``); its default
+    recipe is ``recipes/<name>.toml`` (or pass recipe paths to ``zoo train``)."""
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    _MODELS[name] = target
+
+
+def default_weights(name):
+    """The shipped weights a bare registry name converts/evaluates with (or None)."""
+    return DEFAULT_WEIGHTS.get(name)
 
 RUN_CHECKPOINT = "checkpoint.keras"
 RUN_FINAL = "model.keras"
@@ -70,16 +79,8 @@ def _merge(base, override):
     return out
 
 
-def load_recipe(name_or_path, tiny=False):
-    """Read a recipe by name (``"vae"``, ``"vae_vowels"``) or by path to a ``.toml`` file.
-
-    Args:
-        name_or_path: recipe name or file path.
-        tiny: apply the recipe's ``[tiny]`` overrides (seconds-long runs for tests).
-
-    Returns:
-        A dict with keys ``model``, ``model_config``, ``data``, ``train``, ``tune``.
-    """
+def _read_recipe(name_or_path):
+    """``(parsed TOML, origin)`` of a recipe name or ``.toml`` path."""
     path = Path(str(name_or_path))
     if path.suffix == ".toml":
         if not path.is_file():
@@ -91,28 +92,75 @@ def load_recipe(name_or_path, tiny=False):
             raise ZooError(f"unknown recipe {name_or_path!r}; shipped: {', '.join(list_recipes())}")
         text, origin = resource.read_text(), f"recipes/{name_or_path}.toml"
     try:
-        recipe = tomllib.loads(text)
+        return tomllib.loads(text), origin
     except tomllib.TOMLDecodeError as err:
         raise ZooError(f"{origin}: invalid TOML: {err}") from None
-    if "model" not in recipe or recipe["model"] not in _MODELS:
-        raise ZooError(f"{origin}: 'model' must name a registered model ({', '.join(list_models())})")
-    for section in ("model_config", "data", "train", "tune"):
-        recipe.setdefault(section, {})
+
+
+def load_recipe(name_or_path, tiny=False, overrides=None):
+    """Read and validate a recipe by name (``"vae"``, ``"vae_vowels"``) or ``.toml`` path.
+
+    Args:
+        name_or_path: recipe name or file path.
+        tiny: apply the recipe's ``[tiny]`` overrides (seconds-long runs for tests).
+        overrides: ``{section: {key: value}}`` applied last (``zoo train --set``).
+
+    Returns:
+        A dict with keys ``model``, ``model_config``, ``data``, ``train``, ``tune``,
+        ``recipe`` (:func:`zoo.recipe.validate`: defaults filled).
+
+    Raises:
+        ZooError: unknown recipe, invalid TOML, unknown key or bad value (one line).
+    """
+    recipe, origin = _read_recipe(name_or_path)
+    if recipe.get("model") not in _MODELS:
+        raise ZooError(f"{origin}: 'model' must name a registered model ({', '.join(list_models())}),"
+                       f" got {recipe.get('model')!r}")
     tiny_overrides = recipe.pop("tiny", {})
     if tiny:
         recipe = _merge(recipe, tiny_overrides)
-    recipe["recipe"] = origin
-    return recipe
+    else:  # checked even when unused, so a typo in [tiny] is found
+        validate_recipe(_merge(recipe, tiny_overrides), f"{origin} [tiny]")
+    return with_overrides(validate_recipe(recipe, origin), overrides)
+
+
+def validate_recipe(recipe, origin=None):
+    """:func:`zoo.recipe.validate` with the class ``recipe["model"]`` names."""
+    from zoo.recipe import validate
+
+    return validate(recipe, model_class(recipe["model"]), origin)
+
+
+def with_overrides(recipe, overrides, sections=None):
+    """A validated copy of ``recipe`` with ``overrides`` (``{section: {key: value}}``).
+
+    Args:
+        sections: the sections that may change (default: all); a resumed run
+            keeps its model, so only ``train`` and ``data`` may change there.
+    """
+    if not overrides:
+        return recipe
+    from zoo.recipe import SECTIONS
+
+    for section in overrides:
+        if section not in SECTIONS:
+            raise ZooError(f"unknown recipe section {section!r} ({', '.join(SECTIONS)})")
+        if sections is not None and section not in sections:
+            raise ZooError(f"a resumed run keeps its model; only {' and '.join(sections)} "
+                           f"values can change (got {section}.*)")
+    keys = ", ".join(f"{s}.{k}" for s, v in overrides.items() for k in v)
+    return validate_recipe(_merge(recipe, overrides), f"{recipe['recipe']} with --set {keys}")
 
 
 def build(recipe, **overrides):
     """Build the model a recipe describes, with constructor ``overrides``."""
     cls = model_class(recipe["model"])
-    config = {**recipe["model_config"], **overrides}
+    if overrides:
+        recipe = with_overrides(recipe, {"model_config": overrides})
     try:
-        model = cls(**config)
-    except (TypeError, ValueError) as err:
-        raise ZooError(f"{recipe['model']}: bad model option: {err}") from None
+        model = cls(**recipe["model_config"])
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        raise ZooError(f"{recipe.get('recipe', recipe['model'])}: model_config: {err}") from None
     model.build()
     return model
 
@@ -126,12 +174,33 @@ def load(name_or_path, weights=None, **overrides):
         if overrides or weights:
             raise ZooError("overrides and weights apply to registry names, not saved runs")
         return load_saved(path)
-    if name_or_path not in _MODELS:
-        raise ZooError(f"{name_or_path!r} is neither a registered model "
-                       f"({', '.join(list_models())}) nor a run folder or .keras file")
+    name = str(name_or_path)
     if weights is not None:
-        return load_saved(shipped_weights(name_or_path, weights))
-    return build(load_recipe(name_or_path), **overrides)
+        if name not in _MODELS:
+            raise ZooError(f"weights apply to registered models ({', '.join(list_models())}); "
+                           f"got {name!r}")
+        return load_saved(shipped_weights(name, weights))
+    if name not in _MODELS and name not in list_recipes():
+        raise ZooError(f"{name!r} is neither a registered model ({', '.join(list_models())}), "
+                       f"a recipe ({', '.join(list_recipes())}) nor a run folder or .keras file")
+    return build(load_recipe(name), **overrides)
+
+
+def load_for_use(name_or_path, weights=None):
+    """A model ready to convert or evaluate: a run folder or ``.keras`` file as saved; a
+    registry name with ``weights``, else with its shipped default weights (an untrained
+    model cannot convert), else untrained.
+
+    Returns:
+        ``(model, label)``: the label says what was loaded, for reports.
+    """
+    path = Path(str(name_or_path))
+    if path.is_dir() or path.suffix == ".keras":
+        return load_saved(path), str(path)
+    name = str(name_or_path)
+    weights = weights or (default_weights(name) if name in _MODELS else None)
+    return (load(name, weights=weights),
+            f"{name} ({f'weights {weights}' if weights else 'untrained'})")
 
 
 def shipped_weights(name, weights):

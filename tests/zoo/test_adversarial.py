@@ -12,7 +12,7 @@ import pytest
 from keras import ops
 
 from layers import SNDense, hinge_discriminator_loss, hinge_generator_loss
-from zoo.training.adversarial import AdversarialModel, Objective
+from zoo.engine import AdversarialModel, Objective
 
 NOISE = 4
 BATCH = 16

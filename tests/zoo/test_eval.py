@@ -16,6 +16,7 @@ import scipy.linalg
 
 from zoo.cli import main
 from zoo.data import load_dataset, write_audio
+from zoo.engine import Capability
 from zoo.errors import ZooError
 from zoo.eval import (f0_correlation, f0_error_cents, f0_metrics, frechet_distance,
                       frechet_distance_gaussians, voicing_agreement)
@@ -70,8 +71,18 @@ def _metric(result, task, name):
     return row
 
 
-class Identity:
+class Declared:
+    """A stand-in model: declares its capabilities as the model contract asks."""
+
+    capabilities = ()
+
+    def supports(self, capability):
+        return Capability(capability) in self.capabilities
+
+
+class Identity(Declared):
     sample_rate = SR
+    capabilities = (Capability.RECONSTRUCT,)
 
     def reconstruct(self, x):
         return x
@@ -87,8 +98,9 @@ class Shorter(Identity):
         return x[:, :-400]
 
 
-class IdentityConverter:
+class IdentityConverter(Declared):
     sample_rate = SR
+    capabilities = (Capability.CONVERT,)
 
     def convert(self, x):
         return x
@@ -247,8 +259,8 @@ def test_generation_prefers_real_like_samples(tmp_path):
     ds = load_dataset(str(root), SR, 2048, cache_dir=tmp_path / "cache", progress=False)
     real = [ds.waveform(r)[:SR] for r in ds.files("train")]
 
-    class Sampler:
-        sample_rate, variational = SR, True
+    class Sampler(Declared):
+        sample_rate, capabilities = SR, (Capability.SAMPLE,)
 
         def __init__(self, noise):
             self.noise = noise

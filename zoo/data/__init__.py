@@ -19,7 +19,8 @@ from zoo.data.builtin import (
     render_vowel,
     timbre_melodies,
 )
-from zoo.data.pipeline import AudioDataset, SkippedAudioWarning, cache_root, load_dataset
+from zoo.data.cache import cache_root
+from zoo.data.pipeline import AudioDataset, SkippedAudioWarning, load_dataset
 
 __all__ = [
     "AudioDataset",

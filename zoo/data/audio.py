@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import AudioFileError
+from zoo.files import atomic_write_bytes
 
 #: File name extensions (lower case, without the dot) treated as audio when
 #: scanning folders. Everything libsndfile decodes except headerless RAW.
@@ -153,40 +154,6 @@ def _read_with_tfio(path):
     except Exception:
         return None
     return (data if data.ndim == 2 else data[:, None]), rate
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: Process umask, read once: temporary files are created 0600 and get the
-#: ordinary permissions (0666 & ~umask) before they are moved into place.
-_UMASK = _umask()
-
-
-def atomic_write_bytes(path, writer):
-    """Calls ``writer(tmp_path)`` then moves the temporary file onto ``path``.
-
-    The temporary file lives in the destination folder, so ``os.replace`` is
-    atomic: readers see either the old file or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def write_audio(path, waveform, sample_rate, *, subtype="PCM_16"):

@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.audio import atomic_write_bytes, write_audio
+from zoo.data.audio import write_audio
+from zoo.data.cache import cache_root
+from zoo.files import atomic_folder, atomic_write_bytes
 from zoo.errors import ZooError
 
 #: Bump when the synthesis changes: cached datasets are then regenerated.
@@ -359,8 +361,6 @@ def builtin_path(name, seed=0, cache_dir=None):
     Returns:
         ``Path`` of ``<cache>/builtin/v<version>-seed<seed>/<name>``.
     """
-    from zoo.data.pipeline import cache_root
-
     name = str(name).removeprefix("builtin:")
     if name not in _GENERATORS:
         raise ZooError(f"Unknown built-in dataset {name!r}; available: "
@@ -369,17 +369,6 @@ def builtin_path(name, seed=0, cache_dir=None):
     final = parent / name
     if final.is_dir():
         return final
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()  # ordinary permissions (mkdtemp would make it 0700)
-    try:
+    with atomic_folder(final, replace=False) as tmp:
         _GENERATORS[name](tmp, int(seed))
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not final.is_dir():  # not a lost race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final

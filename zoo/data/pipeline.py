@@ -1,6 +1,6 @@
 """Audio folders -> on-disk cache of decoded waveforms -> random crops -> batches.
 
-The flow (DESIGN.md section 3):
+The flow:
 
 1. :func:`load_dataset` scans a folder (or generates a built-in one), one
    domain per sub-folder, and reads an optional ``labels.csv``.
@@ -31,19 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.files import atomic_write_bytes
 from zoo.data.audio import (
     PEAK_LEVEL,
     SILENCE_THRESHOLD,
     AUDIO_EXTENSIONS,
     _error,
-    atomic_write_bytes,
     is_audio_file,
     load_audio,
 )
+from zoo.data.cache import cache_paths, cache_root, decoded_key
 from zoo.errors import AudioFileError, ZooError
-
-#: Bumped whenever the decoded representation changes, to invalidate caches.
-CACHE_VERSION = 1
 
 #: Waveforms are held in memory when their total size is below this many bytes
 #: (override with ``ZOO_DATA_MEMORY_LIMIT``); larger datasets read each crop
@@ -55,16 +53,6 @@ _SPLITS = {"train": 1, "val": 2}
 
 class SkippedAudioWarning(UserWarning):
     """An audio file was left out of a dataset; the message names it and says why."""
-
-
-def cache_root(cache_dir=None):
-    """The cache folder: ``cache_dir``, else ``$ZOO_CACHE_DIR``, else ``~/.cache/audio-zoo``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("ZOO_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "audio-zoo"
 
 
 # --------------------------------------------------------------------------- scanning
@@ -162,19 +150,6 @@ def _parse_value(text):
 
 
 # --------------------------------------------------------------------------- cache
-
-
-def _cache_key(path, sample_rate):
-    st = os.stat(path)
-    ident = json.dumps(
-        [str(path), st.st_mtime_ns, st.st_size, int(sample_rate), CACHE_VERSION]
-    )
-    return hashlib.sha1(ident.encode()).hexdigest()
-
-
-def _cache_paths(root, key):
-    folder = root / "decoded" / key[:2]
-    return folder / f"{key}.f32", folder / f"{key}.skip"
 
 
 def _decode_file(path, sample_rate):
@@ -617,7 +592,7 @@ def load_dataset(source, sample_rate, crop_length, *, val_fraction=0.1, seed=0,
         for rel in rels:
             path = root / rel
             key = Path(rel).relative_to(folder.relative_to(root)).as_posix()
-            wave_file, skip_file = _cache_paths(cache, _cache_key(path, sample_rate))
+            wave_file, skip_file = cache_paths(cache, decoded_key(path, sample_rate))
             jobs.append((rel, d, key, path, wave_file, skip_file))
     todo = [j for j in jobs if not j[4].exists() and not j[5].exists()]
     if todo:

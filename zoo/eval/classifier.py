@@ -219,7 +219,7 @@ class DomainClassifier:
 
     def save(self, path):
         """Write weights and settings to an ``.npz`` file (atomically)."""
-        from zoo.data.audio import atomic_write_bytes
+        from zoo.files import atomic_write_bytes
 
         self._check_fitted()
         meta = json.dumps({"domains": self.domains, "sample_rate": self.sample_rate,
@@ -269,7 +269,7 @@ def domain_classifier(dataset, *, split="train", per_file=4, cache_dir=None, **s
         ZooError: the dataset has fewer than two domains, or ``split`` has no
             file of some domain.
     """
-    from zoo.data.pipeline import cache_root
+    from zoo.data.cache import cache_root
 
     if len(dataset.domains) < 2:
         raise ZooError(f"{dataset.root}: a domain classifier needs at least two domains "

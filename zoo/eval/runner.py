@@ -107,30 +107,23 @@ def load_model(model_or_path, weights=None):
 
     if not isinstance(model_or_path, (str, os.PathLike)):
         return model_or_path, type(model_or_path).__name__, None
+    model, label = registry.load_for_use(model_or_path, weights)
     path = Path(model_or_path)
+    run_dir = None
     if path.is_dir() or path.suffix == ".keras":
-        model = registry.load_saved(path)
         run = path if path.is_dir() else path.parent
         run_dir = run if (run / registry.RUN_RECIPE).is_file() else None
-        return model, str(path), run_dir
-    name = str(model_or_path)
-    if name in registry.list_models():
-        weights = weights or registry.DEFAULT_WEIGHTS.get(name)
-    model = registry.load(name, weights=weights)
-    return model, f"{name} ({f'weights {weights}' if weights else 'untrained'})", None
+    return model, label, run_dir
 
 
 def model_tasks(model):
     """What :func:`evaluate` measures on ``model``: a sub-list of
     ``["conversion", "reconstruction", "generation"]`` (see the module docstring)."""
-    tasks = []
-    if callable(getattr(model, "convert", None)):
-        tasks.append("conversion")
-    if callable(getattr(model, "reconstruct", None)):
-        tasks.append("reconstruction")
-    if callable(getattr(model, "sample", None)) and getattr(model, "variational", True):
-        tasks.append("generation")
-    return tasks
+    from zoo.engine import Capability
+
+    wanted = (("conversion", Capability.CONVERT), ("reconstruction", Capability.RECONSTRUCT),
+              ("generation", Capability.SAMPLE))
+    return [task for task, capability in wanted if model.supports(capability)]
 
 
 def _to_numpy(x):
@@ -279,8 +272,7 @@ def _domains(ds, model, source_domain, target_domain, notes):
     if len(ds.domains) < 2:
         raise ZooError(f"{ds.root}: conversion needs one sub-folder per domain; found only "
                        f"{ds.domains}")
-    src = source_domain or getattr(model, "source_domain", None)
-    tgt = target_domain or getattr(model, "target_domain", None)
+    src, tgt = source_domain, target_domain
     if src is None and tgt is None:
         notes.append(f"source domain {ds.domains[0]!r} -> target {ds.domains[1]!r}: the first "
                      "two sub-folders in sorted order, as zoo train pairs them")
@@ -640,7 +632,7 @@ def format_table(result):
 def _write_outputs(result, examples, out, sr):
     from zoo.audio.plots import save_spectrograms
     from zoo.data import write_audio
-    from zoo.data.audio import atomic_write_bytes
+    from zoo.files import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     written = {"folder": str(out), "json": str(out / "eval.json"),

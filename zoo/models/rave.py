@@ -1,6 +1,7 @@
 """RAVE: a realtime waveform VAE with a 16-band PQMF and two-stage training (seed 001).
 
-Signal path (Caillon & Esling 2021, reimplemented from the paper and REFERENCE.md)::
+Signal path (reimplemented from Caillon & Esling 2021, "RAVE: A variational
+autoencoder for fast and high-quality neural audio synthesis")::
 
     waveform [B, T] -> PQMF analysis -> bands [B, T/M, M]
       -> encoder: conv k7 -> per ratio r: LeakyReLU, conv k=2r+1 stride r (channels x2)
@@ -56,8 +57,9 @@ from keras import ops
 from layers import PQMF, CausalConv1D, ResidualBlock1D, gaussian_kl
 from layers.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from layers.losses import feature_matching, hinge_discriminator_loss, multiscale_spectral_distance
-from zoo.models.base import inference
-from zoo.training.adversarial import AdversarialModel, Objective
+from zoo.engine import AdversarialModel, Capability, Objective, inference
+from zoo.models.chunking import pad_to_multiple
+from zoo.models.latent import LatentFidelity, fidelity_dims, latent_pca
 
 
 def _leaky(x):
@@ -69,34 +71,6 @@ def _conv(filters, kernel, causal, strides=1, name=None):
     if causal:
         return CausalConv1D(filters, kernel, strides=strides, name=name)
     return keras.layers.Conv1D(filters, kernel, strides=strides, padding="same", name=name)
-
-
-def fidelity_dims(explained_variance, fidelity):
-    """Smallest ``r`` with cumulative explained-variance ratio ``>= fidelity``.
-
-    Args:
-        explained_variance: PCA variances (any order; sorted descending here).
-        fidelity: target in ``(0, 1]``.
-
-    Returns:
-        An int in ``[1, len(explained_variance)]``.
-    """
-    if not 0.0 < float(fidelity) <= 1.0:
-        raise ValueError(f"fidelity must be in (0, 1], got {fidelity}")
-    var = np.sort(np.asarray(explained_variance, np.float64))[::-1]
-    ratio = np.cumsum(var) / max(var.sum(), 1e-30)
-    return int(min(np.searchsorted(ratio, float(fidelity) - 1e-9) + 1, len(var)))
-
-
-def latent_pca(latents):
-    """PCA of latent vectors ``[N, D]``: ``(mean [D], components [D, D] (columns,
-    by decreasing variance), explained variance [D])``."""
-    z = np.asarray(latents, np.float64).reshape(-1, np.shape(latents)[-1])
-    mean = z.mean(0)
-    cov = np.cov(z - mean, rowvar=False).reshape(z.shape[1], z.shape[1])
-    var, vec = np.linalg.eigh(cov)
-    order = np.argsort(var)[::-1]
-    return mean, vec[:, order], np.maximum(var[order], 0.0)
 
 
 # --------------------------------------------------------------------------- networks
@@ -280,7 +254,9 @@ class RAVE(AdversarialModel):
     (1, 4096)
     """
 
-    paired_domains = False
+    capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.SAMPLE,
+                    Capability.INTERPOLATE, Capability.STREAM, Capability.STAGES,
+                    Capability.LATENT_PCA, Capability.EXAMPLES}
 
     def __init__(self, sample_rate=16000, num_bands=16, attenuation=100, capacity=16,
                  max_channels=512, latent_dim=16, ratios=(4, 4, 2), dilations=(1, 3, 5),
@@ -377,13 +353,14 @@ class RAVE(AdversarialModel):
         return self.delay_frames * self.num_bands + self.pqmf.delay if self.causal else 0
 
     # ---------------------------------------------------------------- offline
+    def active_capabilities(self):
+        """Streaming needs ``causal=True``."""
+        caps = super().active_capabilities()
+        return caps if self.causal else caps - {Capability.STREAM}
+
     def _pad(self, waveform):
         """Zero-pad ``[B, T]`` on the right to a multiple of :attr:`compression`."""
-        waveform = ops.convert_to_tensor(waveform, "float32")
-        t = waveform.shape[1]
-        missing = ((-t) % self.compression if t is not None
-                   else (-ops.shape(waveform)[1]) % self.compression)
-        return ops.pad(waveform, ((0, 0), (0, missing)))
+        return pad_to_multiple(ops.convert_to_tensor(waveform, "float32"), self.compression)
 
     def posterior(self, waveform):
         """Waveforms (length a multiple of :attr:`compression`) -> ``(mean, std)``."""
@@ -581,7 +558,7 @@ class RAVE(AdversarialModel):
             True when the stage changed (and the model was recompiled).
         """
         stage = self.stage_for_step(step)
-        if stage == self.stage and getattr(self, "_adversarial", None) is not None:
+        if stage == self.stage and self.compiled:
             return False
         changed = stage != self.stage
         self.set_stage(stage)
@@ -591,6 +568,20 @@ class RAVE(AdversarialModel):
     def compile_from_recipe(self, train):
         self._recipe_train = dict(train)
         super().compile_from_recipe(train)
+
+    def _pca_clips(self, context):
+        return context.dataset.clips(int(context.train.get("pca_clips", 32)),
+                                     seed=context.seed + 1)
+
+    def training_callbacks(self, context):
+        """Latent fidelity of validation clips at each epoch end of stage 1."""
+        return [LatentFidelity(context.run_dir, self._pca_clips(context),
+                               verbose=context.verbose, when=lambda: self.stage == 1)]
+
+    def finish_training(self, context):
+        """Store the latent PCA of the run's clips in the model (for export)."""
+        self.fit_latent_pca(self._pca_clips(context))
+        return True
 
     def get_compile_config(self):
         config = super().get_compile_config()

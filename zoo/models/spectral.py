@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from layers import AmplitudeToDB, DBNormalization, MelScale, STFTMagnitude, griffin_lim
+from zoo.models.chunking import pad_to_length
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -57,6 +58,11 @@ class SpectralFrontEnd(keras.layers.Layer):
         self.to_db = AmplitudeToDB(multiplier=10.0)
         self.normalize = DBNormalization(min_db=min_db, ref_db=ref_db)
         self.power_scale = (2.0 / (self.n_fft / 2.0)) ** 2  # periodic Hann: sum = n_fft / 2
+
+    def pad_input(self, waveform):
+        """Waveforms ``[batch, samples]`` zero-padded to at least one FFT window
+        (reflect padding needs ``n_fft / 2`` samples on each side)."""
+        return pad_to_length(ops.convert_to_tensor(waveform, "float32"), self.n_fft)
 
     def power_mel(self, waveform):
         """``[batch, samples]`` -> calibrated power mel ``[batch, frames, n_mels]``."""

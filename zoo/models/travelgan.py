@@ -20,18 +20,18 @@ Chunk-then-join: each training crop's first ``num_chunks * chunk_frames`` frames
 are split into ``num_chunks`` chunks, each converted by ``G``, and joined before
 ``C`` sees them, so seams are penalised.
 
-Losses (REFERENCE.md): critic ``1/2 [relu(1 - C(b)) + relu(1 + C(G(a)))]``;
+Losses (Pasini 2019, eqs. 1-5): critic ``1/2 [relu(1 - C(b)) + relu(1 + C(G(a)))]``;
 generator + siamese ``-C(G(a)) + travel_weight (TraVeL + margin) +
 identity_weight |G(b) - b|`` with ``t = S(a1) - S(a3)``, ``t' = S(G(a1)) - S(G(a3))``
 (first and last chunk of each crop), ``TraVeL = mean (t - t')^2 - mean cos(t, t')``,
 ``margin = mean max(0, delta - ||t||)^2``. (The MelGAN-VC code applies its margin
-to ``S(G(a1)) - S(a1)``; the seed and REFERENCE.md define it on ``t``, as here.)
+to ``S(G(a1)) - S(a1)``; the paper defines it on ``t``, as here.)
 
-Conversion of any length (:meth:`TraVeLGAN.convert`): features -> chunks of
-``chunk_frames`` with 50 % overlap -> ``G`` in batches of at most
-``max_chunks`` -> overlap-add with a ``sin^2`` window normalised by the window
-sum (a crossfade: no seams) -> Griffin-Lim (or, with ``inversion="gradient"``,
-the reference's Adam-on-L1 mel inversion) -> the input's length.
+Conversion of any length and rate comes from the base class
+(:class:`zoo.models.translation.SpectrogramTranslation`): features -> chunks of
+``chunk_frames`` with 50 % overlap -> ``G`` in batches of at most ``max_chunks`` ->
+``sin^2`` crossfade -> Griffin-Lim (or, with ``inversion="gradient"``, the
+reference's Adam-on-L1 mel inversion) -> the input's length.
 
 Variants (``variant``):
 
@@ -49,18 +49,17 @@ Variants (``variant``):
   ``recipes/travelgan_original.toml``.
 """
 import keras
-import numpy as np
 from keras import layers as kl
 from keras import ops
 
 from layers import (SNConv1D, SNDense, hinge_discriminator_loss, hinge_generator_loss,
-                    invert_mel_by_gradient, nonsaturating_discriminator_loss,
-                    nonsaturating_generator_loss)
-from zoo.models.base import inference
+                    nonsaturating_discriminator_loss, nonsaturating_generator_loss)
+from zoo.engine import AdversarialModel, Objective
+from zoo.models.chunking import pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
-from zoo.training.adversarial import AdversarialModel, Objective
+from zoo.models.translation import SpectrogramTranslation
 
-__all__ = ["TraVeLGAN", "travel_loss", "margin_loss", "identity_loss", "crossfade_window",
+__all__ = ["TraVeLGAN", "travel_loss", "margin_loss", "identity_loss",
            "pairwise_travel_loss", "pairwise_margin_loss"]
 
 VARIANTS = ("melgan_vc", "travelgan")
@@ -124,15 +123,9 @@ def identity_loss(b, g_b):
     return ops.mean(ops.abs(ops.convert_to_tensor(g_b) - ops.convert_to_tensor(b)))
 
 
-def crossfade_window(width):
-    """``sin^2(pi (n + 1/2) / width)``: positive, and sums to 1 at 50 % overlap."""
-    n = np.arange(width, dtype=np.float64)
-    return np.sin(np.pi * (n + 0.5) / width) ** 2
-
-
 # -------------------------------------------------------------------------- model
 @keras.saving.register_keras_serializable(package="zoo")
-class TraVeLGAN(AdversarialModel):
+class TraVeLGAN(SpectrogramTranslation, AdversarialModel):
     """MelGAN-VC / TraVeLGAN: waveform in domain A -> waveform in domain B.
 
     ``fit`` takes paired batches ``(a, b)`` of waveform crops ``[batch, samples]``
@@ -163,8 +156,6 @@ class TraVeLGAN(AdversarialModel):
     >>> model.convert(np.zeros(4000, "float32")).shape
     (4000,)
     """
-
-    paired_domains = True  # the trainer feeds (domain A, domain B) batches
 
     def __init__(self, sample_rate=16000, n_fft=1152, hop_length=192, n_mels=192, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, chunk_frames=24,
@@ -244,32 +235,15 @@ class TraVeLGAN(AdversarialModel):
 
     # --------------------------------------------------------------- features
     @property
-    def sample_rate(self):
-        return self.frontend.sample_rate
-
-    @property
     def crop_frames(self):
         """Frames of a training crop that are used: ``num_chunks * chunk_frames``."""
         return self.num_chunks * self.chunk_frames
 
-    def _min_length(self, waveform):
-        """Zero-pad waveforms shorter than one FFT window."""
-        n = waveform.shape[1]
-        missing = (max(self.frontend.n_fft - n, 0) if n is not None else
-                   ops.maximum(self.frontend.n_fft - ops.shape(waveform)[1], 0))
-        return ops.pad(waveform, ((0, 0), (0, missing)))
-
-    def features(self, waveform):
-        """Waveforms ``[B, samples]`` -> normalised log-mel ``[B, frames, n_mels]``."""
-        return self.frontend(self._min_length(ops.convert_to_tensor(waveform, "float32")))
-
-    def generate_features(self, features, training=False):
+    def translate_chunks(self, features, training=False):
         """``G`` on features of any width (padded with silence to a multiple of 4)."""
-        frames = features.shape[1]
-        missing = (-frames) % 4 if frames is not None else (-ops.shape(features)[1]) % 4
-        padded = ops.pad(features, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
-        out = self.generator(padded, training=training)
-        return out[:, : frames if frames is not None else ops.shape(features)[1]]
+        frames = features.shape[1] if features.shape[1] is not None else ops.shape(features)[1]
+        out = self.generator(pad_to_multiple(features, 4, value=self.SILENCE), training=training)
+        return out[:, :frames]
 
     def _crop_chunks(self, waveform):
         """Training crop -> ``(joined [B, W, M], chunks [B * num_chunks, w, M])``."""
@@ -286,15 +260,6 @@ class TraVeLGAN(AdversarialModel):
         return ops.reshape(chunks, (-1, self.crop_frames, self.frontend.n_mels))
 
     # ----------------------------------------------------------------- losses
-    @staticmethod
-    def _split(data):
-        if isinstance(data, (list, tuple)) and len(data) == 1:
-            data = data[0]
-        if not isinstance(data, (list, tuple)) or len(data) < 2:
-            raise ValueError("TraVeLGAN trains on paired batches (domain_a, domain_b); pass "
-                             "dataset.batches(..., paired=True)")
-        return data[0], data[1]
-
     def objectives(self):
         return [
             Objective("discriminator", self.critic, self.discriminator_loss,
@@ -304,7 +269,7 @@ class TraVeLGAN(AdversarialModel):
         ]
 
     def discriminator_loss(self, data, training=False):
-        a, b = self._split(data)
+        a, b = self.split_domains(data)
         _, a_chunks = self._crop_chunks(a)
         b_joined, _ = self._crop_chunks(b)
         fake = ops.stop_gradient(self._join(self.generator(a_chunks, training=training)))
@@ -317,7 +282,7 @@ class TraVeLGAN(AdversarialModel):
         return loss, {"real_score": ops.mean(real_score), "fake_score": ops.mean(fake_score)}
 
     def generator_loss(self, data, training=False):
-        a, b = self._split(data)
+        a, b = self.split_domains(data)
         _, a_chunks = self._crop_chunks(a)
         _, b_chunks = self._crop_chunks(b)
         n = self.num_chunks
@@ -354,190 +319,9 @@ class TraVeLGAN(AdversarialModel):
         return loss, {"adversarial": adversarial, "travel": travel, "margin": margin,
                       "identity": identity}
 
-    # ------------------------------------------------------------- conversion
-    def _chunk_layout(self, frames):
-        """Static: (number of chunks, padded frames) covering ``frames`` at 50 % overlap."""
-        w, h = self.chunk_frames, self.chunk_frames // 2
-        n = max(0, -(-(frames - w) // h)) + 1
-        return n, (n - 1) * h + w
-
-    def _overlap_add(self, chunks, batch, n):
-        """``[batch * n, w, M]`` generator chunks -> crossfaded ``[batch, (n + 1) w / 2, M]``."""
-        w, h, m = self.chunk_frames, self.chunk_frames // 2, self.frontend.n_mels
-        win = ops.convert_to_tensor(crossfade_window(w).astype("float32"))
-        weighted = ops.reshape(chunks, (batch, n, w, m)) * ops.reshape(win, (1, 1, w, 1))
-        first, second = weighted[:, :, :h], weighted[:, :, h:]
-        zero = ops.zeros_like(first[:, :1])
-        total = (ops.concatenate([first, zero], axis=1) + ops.concatenate([zero, second], axis=1))
-        norm_first = ops.broadcast_to(ops.reshape(win[:h], (1, 1, h, 1)), (1, n, h, 1))
-        norm_second = ops.broadcast_to(ops.reshape(win[h:], (1, 1, h, 1)), (1, n, h, 1))
-        zero_n = ops.zeros((1, 1, h, 1))
-        norm = (ops.concatenate([norm_first, zero_n], axis=1)
-                + ops.concatenate([zero_n, norm_second], axis=1))
-        return ops.reshape(total / norm, (batch, -1, m))
-
-    def _frame(self, features, n):
-        """``[B, L, M]`` (L = padded frames) -> ``[B * n, w, M]`` chunks at hop ``w / 2``."""
-        w, h = self.chunk_frames, self.chunk_frames // 2
-        index = ops.reshape(ops.arange(n) * h, (n, 1)) + ops.reshape(ops.arange(w), (1, w))
-        chunks = ops.take(features, ops.reshape(index, (-1,)), axis=1)
-        return ops.reshape(chunks, (-1, w, self.frontend.n_mels))
-
-    def convert_features(self, features):
-        """In-graph conversion of features of any width: overlapping chunks, crossfade."""
-        frames = features.shape[1]
-        if frames is None:  # dynamic width (export): same arithmetic on tensors
-            frames = ops.shape(features)[1]
-            w, h = self.chunk_frames, self.chunk_frames // 2
-            n = ops.maximum(0, (frames - w + h - 1) // h) + 1
-            padded = (n - 1) * h + w
-        else:
-            n, padded = self._chunk_layout(frames)
-        batch = ops.shape(features)[0]
-        feats = ops.pad(features, ((0, 0), (0, padded - frames), (0, 0)), constant_values=-1.0)
-        out = self.generator(self._frame(feats, n), training=False)
-        return self._overlap_add(out, batch, n)[:, :frames]
-
-    @inference
-    def translate(self, waveform):
-        """Waveforms ``[B, samples]`` -> converted waveforms of the same length, in one graph.
-
-        Every chunk goes through the generator at once; :meth:`convert` bounds memory.
-        """
-        waveform = ops.convert_to_tensor(waveform, "float32")
-        length = waveform.shape[1] if waveform.shape[1] is not None else ops.shape(waveform)[1]
-        converted = self.convert_features(self.features(waveform))
-        out_length = (max(length, self.frontend.n_fft) if isinstance(length, int)
-                      else ops.maximum(length, self.frontend.n_fft))
-        return self.frontend.to_waveform(converted, out_length)[:, :length]
-
-    @inference
-    def _features_jit(self, waveform):
-        return self.features(waveform)
-
-    @inference
-    def _generate_jit(self, chunks):
-        return self.generator(chunks, training=False)
-
-    @inference
-    def _waveform_jit(self, features, length):
-        return self.frontend.to_waveform(features, length)
-
-    def convert(self, waveform, max_chunks=None, inversion="griffin_lim", iterations=2000,
-                learning_rate=0.003, seed=0, segment_seconds=30.0):
-        """Convert a waveform of any length from domain A to domain B.
-
-        Args:
-            waveform: float32 ``[samples]`` or ``[batch, samples]`` at ``sample_rate``.
-            max_chunks: chunks per generator call (default ``self.max_chunks``);
-                memory stays bounded however long the input is.
-            inversion: ``"griffin_lim"`` (fast Griffin-Lim, ``griffin_lim_iters``) or
-                ``"gradient"`` (the reference's inversion: Adam on the L1 error of the
-                power mel, :func:`layers.invert_mel_by_gradient`; slow).
-            iterations, learning_rate, seed: of the gradient inversion.
-            segment_seconds: Griffin-Lim inverts segments of this length (overlapping
-                by :attr:`GL_OVERLAP_FRAMES` frames, cross-faded in the middle half of
-                the overlap, away from each segment's less accurate edges), so memory
-                stays bounded for inputs of hours; shorter inputs are inverted whole.
-
-        Returns:
-            float32 numpy array of the input's shape.
-        """
-        if inversion not in ("griffin_lim", "gradient"):
-            raise ValueError(f"inversion must be 'griffin_lim' or 'gradient', got {inversion!r}")
-        x = np.asarray(ops.convert_to_numpy(waveform) if not isinstance(waveform, np.ndarray)
-                       else waveform, dtype=np.float32)
-        if x.ndim not in (1, 2) or x.shape[-1] == 0:
-            raise ValueError(f"waveform must be [samples] or [batch, samples] with samples > 0, "
-                             f"got shape {x.shape}")
-        single = x.ndim == 1
-        x = x[None] if single else x
-        batch, length = x.shape
-        padded_wave = np.pad(x, ((0, 0), (0, max(self.frontend.n_fft - length, 0))))
-        feats = np.asarray(ops.convert_to_numpy(self._features_jit(padded_wave)))
-        frames = feats.shape[1]
-        n, padded = self._chunk_layout(frames)
-        feats = np.pad(feats, ((0, 0), (0, padded - frames), (0, 0)), constant_values=-1.0)
-        w, h = self.chunk_frames, self.chunk_frames // 2
-        starts = np.arange(n) * h
-        chunks = np.stack([feats[:, s:s + w] for s in starts], axis=1).reshape(-1, w, feats.shape[2])
-        size = min(int(max_chunks or self.max_chunks), len(chunks))
-        outs = []
-        for i in range(0, len(chunks), size):
-            part = chunks[i:i + size]
-            fill = size - len(part)  # one compiled shape on JAX
-            part = np.concatenate([part, np.full((fill,) + part.shape[1:], -1.0, "float32")])
-            outs.append(np.asarray(ops.convert_to_numpy(self._generate_jit(part)))[:size - fill])
-        out = np.concatenate(outs).reshape(batch, n, w, -1)
-        win = crossfade_window(w).astype("float32")[None, None, :, None]
-        total = np.zeros((batch, padded, out.shape[-1]), "float32")
-        norm = np.zeros((1, padded, 1), "float32")
-        for k, s in enumerate(starts):
-            total[:, s:s + w] += out[:, k] * win[:, 0]
-            norm[:, s:s + w] += win[:, 0]
-        converted = (total / norm)[:, :frames]
-        if inversion == "gradient":
-            fe = self.frontend
-            target = np.asarray(ops.convert_to_numpy(fe.to_power_mel(converted)), "float32")
-            y = invert_mel_by_gradient(target, fe.mel, fe.n_fft, fe.hop_length,
-                                       max(length, fe.n_fft), iterations=iterations,
-                                       learning_rate=learning_rate, seed=seed,
-                                       power_scale=fe.power_scale)[:, :length]
-            return y[0] if single else y
-        y = self._griffin_lim_segments(converted, length, segment_seconds)
-        return y[0] if single else y
-
-    GL_OVERLAP_FRAMES = 32
-
-    def _griffin_lim_segments(self, feats, length, segment_seconds):
-        """Waveform ``[batch, length]`` from normalised log-mel ``feats`` by Griffin-Lim on
-        overlapping segments of ``segment_seconds`` (one compiled shape)."""
-        fe = self.frontend
-        hop, overlap = fe.hop_length, self.GL_OVERLAP_FRAMES
-        seg = max(int(segment_seconds * self.sample_rate / hop), 4 * overlap)
-        batch, frames = feats.shape[0], feats.shape[1]
-        if frames <= seg:
-            return np.asarray(ops.convert_to_numpy(
-                self._waveform_jit(feats, max(length, fe.n_fft))))[:, :length]
-        # A segment of ``seg`` frames spans (seg - 1) * hop samples (centred frames), and
-        # consecutive segments share (overlap - 1) * hop samples.
-        q, span, shared = overlap // 4, (seg - 1) * hop, (overlap - 1) * hop
-        fade = shared - 2 * q * hop  # cross-fade in the middle, away from segment edges
-        ramp_up = np.concatenate([np.zeros(q * hop), crossfade_window(2 * fade)[:fade],
-                                  np.ones(q * hop)]).astype("float32")
-        out = np.zeros((batch, length), "float32")
-        norm = np.zeros(length, "float32")
-        step = seg - overlap
-        for start in range(0, frames, step):
-            last = start * hop + span >= length
-            part = feats[:, start:start + seg]
-            part = np.pad(part, ((0, 0), (0, seg - part.shape[1]), (0, 0)), constant_values=-1.0)
-            wave = np.asarray(ops.convert_to_numpy(self._waveform_jit(part, span)))
-            weight = np.ones(span, "float32")
-            if start > 0:
-                weight[:shared] = ramp_up
-            if not last:
-                weight[-shared:] = ramp_up[::-1]
-            a = start * hop
-            b = min(a + span, length)
-            out[:, a:b] += wave[:, :b - a] * weight[:b - a]
-            norm[a:b] += weight[:b - a]
-            if last:
-                break
-        return out / np.maximum(norm, 1e-6)
-
     def call(self, waveform, training=False):
         """Waveforms -> converted waveforms (the in-graph :meth:`translate`)."""
         return self.translate(waveform)
-
-    def audio_examples(self, clips):
-        """Domain-A input clips and their conversions to domain B, for listening."""
-        clips = np.asarray(ops.convert_to_numpy(clips), "float32")
-        return {"input": clips, "converted": self.convert(clips)}
-
-    def serving_endpoints(self):
-        """Exported signatures: waveform ``[batch, samples]`` (any length) -> converted."""
-        return {"forward": (self.translate, [(None, None)])}
 
     def get_config(self):
         return {**super().get_config(), **self.frontend.arguments(),

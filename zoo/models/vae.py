@@ -24,7 +24,8 @@ from keras import layers as kl
 from keras import ops
 
 from layers import gaussian_kl, itakura_saito_log
-from zoo.models.base import ZooModel, inference
+from zoo.engine import Capability, ZooModel, inference
+from zoo.models.chunking import pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
 
 
@@ -51,6 +52,9 @@ class SpectrogramVAE(ZooModel):
     >>> vae.reconstruct(np.zeros((1, 16384), "float32")).shape
     (1, 16384)
     """
+
+    capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.SAMPLE,
+                    Capability.INTERPOLATE, Capability.EXAMPLES}
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, latent_dim=16,
@@ -102,17 +106,15 @@ class SpectrogramVAE(ZooModel):
         """Spectrogram frames per latent vector."""
         return 2 ** self.num_downsamples
 
-    def _pad_frames(self, features):
-        """Pad frames (with silence, -1) to a multiple of ``time_compression``."""
-        frames = features.shape[1]
-        k = self.time_compression
-        missing = (-frames) % k if frames is not None else (-ops.shape(features)[1]) % k
-        return ops.pad(features, ((0, 0), (0, missing), (0, 0)), constant_values=-1.0)
+    def active_capabilities(self):
+        """A deterministic autoencoder (``variational=False``) has no prior to sample."""
+        caps = super().active_capabilities()
+        return caps if self.variational else caps - {Capability.SAMPLE}
 
     # ---------------------------------------------------------------- interface
     def encode_features(self, features):
         """Normalised log-mel ``[B, F, n_mels]`` -> ``(z_mean, z_log_var)`` ``[B, ceil(F/k), latent]``."""
-        h = self.encoder(self._pad_frames(features))
+        h = self.encoder(pad_to_multiple(features, self.time_compression, value=-1.0))
         if not self.variational:
             return h, ops.zeros_like(h)
         z_mean, z_log_var = ops.split(h, 2, axis=-1)
@@ -122,18 +124,10 @@ class SpectrogramVAE(ZooModel):
         """Latents -> decoder output (normalised log-mel, or log-variance for IS)."""
         return self.decoder(z)
 
-    def _min_length(self, waveform):
-        """Zero-pad waveforms shorter than one FFT window (reflect padding needs n_fft / 2)."""
-        waveform = ops.convert_to_tensor(waveform, "float32")
-        n = waveform.shape[1]
-        missing = (max(self.frontend.n_fft - n, 0) if n is not None else
-                   ops.maximum(self.frontend.n_fft - ops.shape(waveform)[1], 0))
-        return ops.pad(waveform, ((0, 0), (0, missing)))
-
     @inference
     def encode(self, waveform):
         """Waveforms ``[B, samples]`` -> posterior means ``[B, latent_frames, latent_dim]``."""
-        return self.encode_features(self.frontend(self._min_length(waveform)))[0]
+        return self.encode_features(self.frontend(self.frontend.pad_input(waveform)))[0]
 
     @inference
     def decode(self, z, length=None):
@@ -155,7 +149,7 @@ class SpectrogramVAE(ZooModel):
         """Waveforms -> reconstructed waveforms of the same length (posterior mean)."""
         waveform = ops.convert_to_tensor(waveform, "float32")
         length = waveform.shape[1] or ops.shape(waveform)[1]
-        features = self.frontend(self._min_length(waveform))
+        features = self.frontend(self.frontend.pad_input(waveform))
         decoded = self.decode_features(self.encode_features(features)[0])
         decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
         padded = self.output_to_waveform(decoded, length=ops.maximum(length, self.frontend.n_fft)

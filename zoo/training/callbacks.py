@@ -7,8 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.training.checkpoint import (atomic_save_model, atomic_write_text, sync_backend_state,
-                                     weights_finite, write_state)
+from zoo.files import atomic_save_model, atomic_write_text
+from zoo.training.checkpoint import write_state
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -45,8 +45,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.save(loss)
 
     def save(self, loss=None):
-        sync_backend_state(self.model)
-        if not weights_finite(self.model):
+        self.model.sync_state()
+        if not self.model.weights_finite():
             self.diverged = (self.step, float("nan"))
             self.model.stop_training = True
             return
@@ -69,7 +69,7 @@ class AudioSamples(keras.callbacks.Callback):
         self.run_dir, self.clips, self.sample_rate = Path(run_dir), clips, int(sample_rate)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.model.stop_training and not weights_finite(self.model):
+        if self.model.stop_training and not self.model.weights_finite():
             return
         write_examples(self.model, self.clips, self.sample_rate,
                        self.run_dir / "samples" / f"epoch_{epoch + 1:03d}")
@@ -80,7 +80,7 @@ def write_examples(model, clips, sample_rate, folder):
     from zoo.audio.plots import save_spectrograms
     from zoo.data import write_audio
 
-    sync_backend_state(model)
+    model.sync_state()
     examples = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in
                 model.audio_examples(clips).items()}
     folder = Path(folder)
@@ -126,33 +126,3 @@ class HistoryCSV(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.path, out.getvalue())
-
-
-class LatentFidelity(keras.callbacks.Callback):
-    """During a VAE's first stage, at each epoch end: PCA of the posterior means of
-    fixed validation clips (``model.latent_pca``), printed as the dimension counts
-    reaching fidelity 0.9 / 0.95 / 0.99 and appended to ``<run>/latent_fidelity.json``
-    (RAVE's "estimated latent dimensionality according to the fidelity parameter").
-    The PCA is stored in the model only at the end of training (the trainer calls
-    ``fit_latent_pca``), since a callback cannot write JAX's in-flight state."""
-
-    def __init__(self, run_dir, clips, verbose=1):
-        super().__init__()
-        self.path, self.clips, self.verbose = Path(run_dir) / "latent_fidelity.json", clips, verbose
-
-    def on_epoch_end(self, epoch, logs=None):
-        import json
-
-        if getattr(self.model, "stage", 1) != 1 or not weights_finite(self.model):
-            return
-        sync_backend_state(self.model)
-        _, _, var = self.model.latent_pca(self.clips)
-        report = self.model.fidelity_report(variance=var)
-        history = json.loads(self.path.read_text()) if self.path.is_file() else []
-        history.append({"epoch": epoch + 1, "dims": {str(k): v for k, v in report["dims"].items()},
-                        "ratio": report["ratio"]})
-        atomic_write_text(self.path, json.dumps(history, indent=1))
-        if self.verbose:
-            dims = ", ".join(f"f={k}: {v}" for k, v in report["dims"].items())
-            print(f"\n[zoo] latent fidelity after epoch {epoch + 1}: {dims} of "
-                  f"{len(var)} dims", flush=True)

@@ -13,7 +13,6 @@ Batches are indexed by the global step, so a resumed run sees exactly the batche
 an uninterrupted run would have seen.
 """
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,11 @@ from pathlib import Path
 import keras
 
 from zoo import registry
+from zoo.engine import Capability, Fitting, TrainingContext
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.training.callbacks import AudioSamples, HistoryCSV, LatentFidelity, RunCheckpoint
-from zoo.training.checkpoint import atomic_save_model, atomic_write_text, read_state, sync_backend_state
+from zoo.files import atomic_save_model, atomic_write_text
+from zoo.training.callbacks import AudioSamples, HistoryCSV, RunCheckpoint
+from zoo.training.checkpoint import read_state
 
 
 @dataclass
@@ -34,22 +35,13 @@ class TrainResult:
     step: int
 
 
-def make_optimizer(train):
-    """Adam from a recipe's ``[train]`` section."""
-    return keras.optimizers.Adam(
-        learning_rate=float(train.get("learning_rate", 1e-3)),
-        beta_1=float(train.get("beta_1", 0.9)), beta_2=float(train.get("beta_2", 0.999)),
-        clipnorm=train.get("clipnorm"))
-
-
 def compile_model(model, train):
-    """Compile with the recipe's optimizer(s); models with several optimizers override
-    ``compile_from_recipe``."""
-    hook = getattr(model, "compile_from_recipe", None)
-    if hook is not None:
-        hook(train)
-    else:
-        model.compile(optimizer=make_optimizer(train))
+    """Compile ``model`` from a recipe's ``[train]`` section (the model's own
+    ``compile_from_recipe``: Adam, or one optimizer per objective)."""
+    try:
+        model.compile_from_recipe(train)
+    except ValueError as err:
+        raise ZooError(f"{type(model).__name__}: cannot compile from [train]: {err}") from None
 
 
 def recipe_dataset(recipe, progress=False):
@@ -59,15 +51,13 @@ def recipe_dataset(recipe, progress=False):
 
     data_cfg = recipe["data"]
     return load_dataset(data_cfg["source"], sample_rate=recipe["model_config"].get(
-        "sample_rate", 16000), crop_length=int(data_cfg.get("crop_length", 16384)),
-        val_fraction=float(data_cfg.get("val_fraction", 0.1)), seed=int(data_cfg.get("seed", 0)),
-        progress=progress)
+        "sample_rate", 16000), crop_length=data_cfg["crop_length"],
+        val_fraction=data_cfg["val_fraction"], seed=data_cfg["seed"], progress=progress)
 
 
 def is_paired(model):
-    """Whether a model translates between domains (``paired_domains = True``) and so trains on
-    one crop batch per domain."""
-    return bool(getattr(model, "paired_domains", False))
+    """Whether a model trains on one crop batch per domain (translation models)."""
+    return model.supports(Capability.PAIRED_DOMAINS)
 
 
 def _segments(start, total, steps_per_epoch):
@@ -94,7 +84,8 @@ def _segments(start, total, steps_per_epoch):
 def _staged_segments(model, start, total, steps_per_epoch):
     """:func:`_segments`, also split at the model's stage boundaries (e.g. RAVE's
     switch to adversarial training), where ``fit`` must stop so the model can recompile."""
-    bounds = sorted({int(b) for b in getattr(model, "stage_boundaries", lambda: [])()
+    staged = model.supports(Capability.STAGES)
+    bounds = sorted({int(b) for b in (model.stage_boundaries() if staged else ())
                      if start < int(b) < total})
     edges = [start, *bounds, total]
     return [seg for a, b in zip(edges, edges[1:]) for seg in _segments(a, b, steps_per_epoch)]
@@ -103,8 +94,7 @@ def _staged_segments(model, start, total, steps_per_epoch):
 def _enter_stage(model, step, train_cfg, run_dir, verbose):
     """Let a staged model switch stage (and recompile) before global ``step``; the
     switch is printed and appended to ``<run>/stages.log``."""
-    hook = getattr(model, "prepare_stage", None)
-    if hook is None or not hook(step, train_cfg):
+    if not model.supports(Capability.STAGES) or not model.prepare_stage(step, train_cfg):
         return
     line = f"step {step}: entering stage {model.stage} ({model.stage_description()})"
     if verbose:
@@ -156,48 +146,50 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         if state is None or not (run_dir / registry.RUN_CHECKPOINT).is_file():
             raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras/state.json)")
         recipe = registry.run_recipe(run_dir)
-        if overrides and set(overrides) - {"train", "data"}:
-            raise ZooError("a resumed run keeps its model; only train.* and data.* can change")
+        recipe = registry.with_overrides(registry.validate_recipe(recipe), overrides,
+                                         sections=("train", "data"))
         model = registry.load_saved(run_dir / registry.RUN_CHECKPOINT)
         start = int(state["step"])
     else:
         if name is None:
             raise ZooError("name a model or recipe to train (see `zoo list`)")
-        recipe = registry.load_recipe(name, tiny=tiny)
+        recipe = registry.load_recipe(name, tiny=tiny, overrides=overrides)
         run_dir = Path(out) if out else _default_run_dir(Path(str(name)).stem)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ZooError(f"--out {run_dir} is a file, not a run folder")
         if (run_dir / registry.RUN_CHECKPOINT).exists() or (run_dir / registry.RUN_FINAL).exists():
             raise ZooError(f"{run_dir} already holds a run; use --resume to continue it or "
                            "choose another --out")
         model = None
         start = 0
-    for section, values in (overrides or {}).items():
-        if section not in ("model_config", "data", "train"):
-            raise ZooError(f"unknown recipe section {section!r} (model_config, data, train)")
-        recipe[section].update(values)
-    train_cfg, data_cfg = recipe["train"], recipe["data"]
-    if batch_size:
-        train_cfg["batch_size"] = int(batch_size)
+    cli = {}
+    if batch_size is not None:
+        cli.setdefault("train", {})["batch_size"] = batch_size
     if data:
-        data_cfg["source"] = str(data)
+        cli.setdefault("data", {})["source"] = str(data)
     if seed is not None:
-        data_cfg["seed"] = int(seed)
-    spe = int(train_cfg.get("steps_per_epoch", 100))
+        cli.setdefault("data", {})["seed"] = seed
+    recipe = registry.with_overrides(recipe, cli)
+    train_cfg, data_cfg = recipe["train"], recipe["data"]
+    spe = train_cfg["steps_per_epoch"]
     if steps is not None:
         total = int(steps)
     elif epochs is not None:
         total = int(epochs) * spe
     else:
-        total = int(train_cfg.get("steps", spe))
-    train_cfg["steps"] = total
+        total = train_cfg["steps"] or spe
     if total <= 0:
         raise ZooError("--steps/--epochs must be positive")
+    train_cfg["steps"] = total
+    if model is None:  # bad model options fail here, before any data is decoded
+        keras.utils.set_random_seed(data_cfg["seed"])  # reproducible initialisation
+        model = registry.build(recipe)
+    if model.fitting is Fitting.NONE:
+        raise ZooError(f"{recipe['model']} has nothing to train: it fits each input when it is "
+                       "used (see `zoo --help`)")
 
     dataset = recipe_dataset(recipe, progress=verbose > 0)
-    if model is None:
-        keras.utils.set_random_seed(int(data_cfg.get("seed", 0)))  # reproducible initialisation
-        model = registry.build(recipe)
-        compile_model(model, train_cfg)
-    # Translation models (``paired_domains = True``) train on one crop batch per domain.
+    data_seed = data_cfg["seed"]
     paired = is_paired(model)
     if paired and len(dataset.domains) < 2:
         raise ZooError(f"{data_cfg['source']}: {recipe['model']} translates between domains and "
@@ -205,25 +197,26 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
                        f"{len(dataset.domains)}: {', '.join(dataset.domains)})")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
+    context = TrainingContext(run_dir=run_dir, dataset=dataset, train=train_cfg, seed=data_seed,
+                              verbose=verbose)
+    if model.fitting is Fitting.CLOSED_FORM:
+        return _fit_closed_form(model, context, total)
+    if start == 0:
+        compile_model(model, train_cfg)
 
-    batch = int(train_cfg.get("batch_size", 16))
-    data_seed = int(data_cfg.get("seed", 0))
+    batch = train_cfg["batch_size"]
     has_val = all(dataset.files("val", domain=d) for d in dataset.domains) if paired else bool(
         dataset.files("val"))
-    val_steps = int(train_cfg.get("validation_steps", 4))
-    checkpoint = RunCheckpoint(run_dir, start, train_cfg.get("checkpoint_every", spe), spe)
+    val_steps = train_cfg["validation_steps"]
+    checkpoint = RunCheckpoint(run_dir, start, train_cfg["checkpoint_every"] or spe, spe)
     cbs = [checkpoint, HistoryCSV(run_dir / "history.csv")]
     if _tensorflow_available():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False))
-    if samples and hasattr(model, "audio_examples"):
-        clips = dataset.clips(int(train_cfg.get("num_samples", 3)), seed=data_seed,
+    if samples and model.supports(Capability.EXAMPLES) and train_cfg["num_samples"]:
+        clips = dataset.clips(train_cfg["num_samples"], seed=data_seed,
                               domain=dataset.domains[0] if paired else None)
         cbs.append(AudioSamples(run_dir, clips, dataset.sample_rate))
-    pca_clips = None
-    if hasattr(model, "fit_latent_pca"):
-        pca_clips = dataset.clips(int(train_cfg.get("pca_clips", 32)), seed=data_seed + 1)
-        cbs.append(LatentFidelity(run_dir, pca_clips, verbose=verbose))
-    cbs += list(callbacks)
+    cbs += list(model.training_callbacks(context)) + list(callbacks)
 
     history = {}
     for seg_start, seg_steps, epoch0, epoch1, seg_spe in _staged_segments(model, start, total,
@@ -246,14 +239,28 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
                     "no checkpoint had been written yet")
             raise TrainingDiverged(f"training diverged: loss {loss} at step {step}; {last}. "
                                    "Lower the learning rate or check the data.")
-    sync_backend_state(model)
-    if pca_clips is not None:  # the latent PCA, stored in the model for export
-        model.fit_latent_pca(pca_clips)
+    model.sync_state()
+    if model.finish_training(context):
         checkpoint.last_saved = None
     if checkpoint.last_saved != total:
         checkpoint.save(history.get("loss", [None])[-1])
     atomic_save_model(model, run_dir / registry.RUN_FINAL)
     return TrainResult(run_dir=run_dir, model=model, history=history, step=checkpoint.step)
+
+
+def _fit_closed_form(model, context, total):
+    """Fit a ``Fitting.CLOSED_FORM`` model (EM, least squares) in one call; the run
+    folder gets the same ``model.keras``, ``checkpoint.keras`` and ``state.json``."""
+    from zoo.training.checkpoint import write_state
+
+    started = time.time()
+    info = model.fit_closed_form(context.dataset, context) or {}
+    atomic_save_model(model, context.run_dir / registry.RUN_CHECKPOINT)
+    write_state(context.run_dir, step=total, epoch=1, loss=info.get("loss"),
+                seconds=round(time.time() - started, 1))
+    atomic_save_model(model, context.run_dir / registry.RUN_FINAL)
+    return TrainResult(run_dir=context.run_dir, model=model, history={k: [v] for k, v in
+                                                                       info.items()}, step=total)
 
 
 def _tensorflow_available():

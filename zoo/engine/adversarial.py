@@ -1,8 +1,8 @@
 """The adversarial training engine: several objectives, several optimizers, one ``fit``.
 
 A model subclasses :class:`AdversarialModel` and declares its objectives; the engine
-owns ``train_step``/``test_step`` on all three backends (this file is the only place
-that branches on the backend). Each :class:`Objective` is
+owns ``train_step``/``test_step`` on all three backends (written once per backend in
+``zoo/engine/backend/<backend>.py``; this file is backend-neutral). Each :class:`Objective` is
 
 * a loss function ``loss_fn(data, training) -> loss`` or ``(loss, {name: value})``
   written in ``keras.ops`` (the same code serves TensorFlow, JAX and torch);
@@ -52,9 +52,10 @@ import re
 import keras
 from keras import ops
 
-from zoo.models.base import ZooModel
+from zoo.engine import backend
+from zoo.engine.model import ZooModel
+from zoo.engine.optimizers import adam_from_recipe
 
-_BACKEND = keras.backend.backend()
 _ROLES = ("generator", "discriminator")
 
 
@@ -228,22 +229,11 @@ class AdversarialModel(ZooModel):
         A ``schedule`` table (``{objective: {every, at, repeats}}``) is applied last.
         """
         objectives = list(self.objectives())
-        optimizers, schedule = {}, {}
-
-        def get(obj, key, default):
-            for k in (f"{obj.name}_{key}", f"discriminator_{key}" if obj.role == "discriminator"
-                      else None, key):
-                if k is not None and train.get(k) is not None:
-                    return train[k]
-            return default
-
-        for obj in objectives:
-            clipnorm = get(obj, "clipnorm", None)
-            optimizers[obj.name] = keras.optimizers.Adam(
-                learning_rate=float(get(obj, "learning_rate", 1e-3)),
-                beta_1=float(get(obj, "beta_1", 0.9)), beta_2=float(get(obj, "beta_2", 0.999)),
-                clipnorm=None if clipnorm is None else float(clipnorm),
-                name=f"{obj.name}_optimizer")
+        schedule = {}
+        optimizers = {obj.name: adam_from_recipe(
+            train, prefixes=(obj.name,) + (("discriminator",) if obj.role == "discriminator"
+                                           else ()), name=f"{obj.name}_optimizer")
+            for obj in objectives}
         if train.get("discriminator_steps") is not None:
             k = int(train["discriminator_steps"])
             mode = train.get("discriminator_steps_mode", "consecutive")
@@ -450,85 +440,17 @@ class AdversarialModel(ZooModel):
 
     # ----------------------------------------------------------- train/test
     def train_step(self, *args):
-        data = self._unpack(args[-1])
-        if _BACKEND == "jax":
-            return self._jax_train_step(args[0], data)
-        if _BACKEND == "tensorflow":
-            return self._tf_train_step(data)
-        if _BACKEND == "torch":
-            return self._torch_train_step(data)
-        raise NotImplementedError(f"AdversarialModel does not support the {_BACKEND} backend")
+        """One batch: every scheduled objective updates its variables (backend file)."""
+        return backend.current().adversarial_train_step(self, args)
 
     def test_step(self, *args):
-        data = self._unpack(args[-1])
-        if _BACKEND == "jax":
-            return self._jax_test_step(args[0], data)
-        return self._stateful_test_step(data)
+        return backend.current().adversarial_test_step(self, args)
 
-    # TensorFlow: one GradientTape per update; tf.cond skips scheduled-out objectives.
-    def _tf_train_step(self, data):
-        import tensorflow as tf
-
-        comp = self._adversarial
-        step = ops.convert_to_tensor(self.adversarial_step)
-        total = tf.zeros((), "float32")
-        for obj in comp.objectives:
-            variables, opt = comp.var_lists[obj.name], comp.optimizers[obj.name]
-
-            def run(obj=obj, variables=variables, opt=opt):
-                losses = tf.zeros((), "float32")
-                for _ in range(obj.repeats):
-                    with tf.GradientTape() as tape:
-                        loss, extras = self._evaluate(obj, data, training=True)
-                        scaled = opt.scale_loss(loss)
-                    # Unconnected variables (e.g. a head unused in this stage) get zeros;
-                    # tf's UnconnectedGradients.ZERO fails on Keras variables.
-                    grads = [ops.zeros_like(v) if g is None else g
-                             for g, v in zip(tape.gradient(scaled, variables), variables)]
-                    opt.apply(grads, variables)
-                    self._track(obj, loss, extras)
-                    losses += loss
-                return losses / obj.repeats
-
-            if obj.every == 1:
-                total += run()
-            else:
-                total += tf.cond(self._scheduled(obj, step), run,
-                                 lambda: tf.zeros((), "float32"))
-        self._loss_tracker.update_state(total)
-        self.adversarial_step.assign_add(1)
-        self.optimizer.iterations.assign_add(1)
-        return self._logs()
-
-    # torch: zero grads, backward, grads from v.value.grad, apply under no_grad.
-    def _torch_train_step(self, data):
-        import torch
-
-        comp = self._adversarial
-        step = int(ops.convert_to_numpy(self.adversarial_step))
-        total = 0.0
-        for obj in comp.objectives:
-            if step % obj.every not in obj.at:
-                continue
-            variables, opt = comp.var_lists[obj.name], comp.optimizers[obj.name]
-            losses = 0.0
-            for _ in range(obj.repeats):
-                for v in self.trainable_variables:
-                    v.value.grad = None
-                loss, extras = self._evaluate(obj, data, training=True)
-                opt.scale_loss(loss).backward()
-                grads = [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value)
-                         for v in variables]
-                with torch.no_grad():
-                    opt.apply(grads, variables)
-                    self._track(obj, loss, extras)
-                losses = losses + loss.detach()
-            total = total + losses / obj.repeats
-        with torch.no_grad():
-            self._loss_tracker.update_state(total)
-            self.adversarial_step.assign_add(1)
-            self.optimizer.iterations.assign_add(1)
-        return self._logs()
+    def make_train_function(self, force=False):
+        """The backend's own train function where it has one (JAX: one jitted step per
+        schedule phase), else Keras'."""
+        if backend.current().make_adversarial_train_function(self, force) is None:
+            return super().make_train_function(force=force)
 
     def _stateful_test_step(self, data):
         total = 0.0
@@ -538,150 +460,3 @@ class AdversarialModel(ZooModel):
             total = total + loss
         self._loss_tracker.update_state(total)
         return self._logs()
-
-    # JAX: fit() empties the variables; everything runs on the state's values.
-    def make_train_function(self, force=False):
-        """On JAX, one jitted step per schedule phase instead of ``lax.cond``.
-
-        XLA on CPU compiles the convolutions inside a ``lax.cond`` branch into slow
-        loops (a TraVeLGAN generator step took 35-45 s that way, against well under
-        1 s unconditioned), so when the schedule has several phases the step counter
-        is read on the host before each batch and the step compiled for exactly the
-        objectives that run on it is called (one compilation per distinct phase,
-        e.g. two for "critic every batch, generator every 3rd"). Other backends,
-        eager runs and distributed runs keep the stock ``train_function``.
-        """
-        comp = getattr(self, "_adversarial", None)
-        if (_BACKEND != "jax" or comp is None or self.run_eagerly or not self.jit_compile
-                or all(o.every == 1 for o in comp.objectives)):
-            return super().make_train_function(force=force)
-        from keras.src.distribution import distribution_lib
-
-        if distribution_lib.distribution() is not None:
-            return super().make_train_function(force=force)
-        if self.train_function is not None and not force:
-            return
-        import functools
-
-        import jax
-
-        position = _positions(self.non_trainable_variables)[id(self.adversarial_step)]
-        compiled = {}
-
-        def dispatch(state, data):
-            step = int(state[1][position])  # one scalar to the host per batch
-            active = tuple(o.name for o in comp.objectives if step % o.every in o.at)
-            fn = compiled.get(active)
-            if fn is None:
-                fn = compiled[active] = jax.jit(
-                    functools.partial(self._jax_train_step, active=active), donate_argnums=0)
-            return fn(state, self._unpack(data))
-
-        self.train_function = self._make_function(dispatch)
-
-    def _jax_train_step(self, state, data, active=None):
-        """One batch on the state's values; ``active`` names the objectives that run
-        (static, from the host-side dispatcher) or is None (decided in the graph)."""
-        import jax
-        import jax.numpy as jnp
-
-        comp = self._adversarial
-        tv, ntv, ov, mv = (list(s) for s in state)
-        nt_pos = _positions(self.non_trainable_variables)
-        step = ntv[nt_pos[id(self.adversarial_step)]]
-        total = jnp.zeros((), "float32")
-        carry = (tv, ntv, ov, mv)
-        for obj in comp.objectives:
-            def run(carry, obj=obj):
-                losses = jnp.zeros((), "float32")
-                for _ in range(obj.repeats):
-                    carry, loss = self._jax_update(obj, carry, data)
-                    losses = losses + loss
-                return carry, losses / obj.repeats
-
-            skip = (lambda c: (c, jnp.zeros((), "float32")))
-            if active is not None:
-                carry, loss = (run if obj.name in active else skip)(carry)
-            elif obj.every == 1:
-                carry, loss = run(carry)
-            elif isinstance(step, jax.core.Tracer):  # jitted: a real conditional
-                carry, loss = jax.lax.cond(self._scheduled(obj, step), run, skip, carry)
-            else:  # run_eagerly: a Python branch (lax.cond would compile both branches)
-                carry, loss = (run if bool(self._scheduled(obj, step)) else skip)(carry)
-            total = total + loss
-        tv, ntv, ov, mv = (list(c) for c in carry)
-        ntv[nt_pos[id(self.adversarial_step)]] = step + 1
-        it = _positions(self.optimizer.variables)[id(self.optimizer.iterations)]
-        ov[it] = ov[it] + 1
-        mv, logs = self._jax_metrics(mv, lambda: self._loss_tracker.update_state(total))
-        return logs, (tv, ntv, ov, mv)
-
-    def _jax_update(self, obj, carry, data):
-        """One update of ``obj`` as a pure function of the state's value lists."""
-        import jax
-
-        tv, ntv, ov, mv = (list(c) for c in carry)
-        comp = self._adversarial
-        opt = comp.optimizers[obj.name]
-        t_pos = _positions(self.trainable_variables)
-        sel = [t_pos[id(v)] for v in comp.var_lists[obj.name]]
-        o_all = _positions(self.optimizer.variables)
-        o_sel = [o_all[id(v)] for v in opt.variables]
-        ntvars = self.non_trainable_variables
-
-        def loss_fn(selected):
-            values = list(tv)
-            for i, value in zip(sel, selected):
-                values[i] = value
-            mapping = list(zip(self.trainable_variables, values)) + list(zip(ntvars, ntv))
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                loss, extras = self._evaluate(obj, data, training=True)
-            new_ntv = [_current(scope, v, old) for v, old in zip(ntvars, ntv)]
-            return opt.scale_loss(loss), (loss, extras, new_ntv)
-
-        (_, (loss, extras, ntv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            [tv[i] for i in sel])
-        new_sel, new_opt = opt.stateless_apply([ov[i] for i in o_sel], grads, [tv[i] for i in sel])
-        for i, value in zip(sel, new_sel):
-            tv[i] = value
-        for i, value in zip(o_sel, new_opt):
-            ov[i] = value
-        mv, _ = self._jax_metrics(mv, lambda: self._track(obj, loss, extras), logs=False)
-        return (tv, ntv, ov, mv), loss
-
-    def _jax_metrics(self, mv, update, logs=True):
-        """Run ``update`` on the metric trackers statelessly; returns (values, logs)."""
-        mvars = self.metrics_variables
-        with keras.StatelessScope(state_mapping=list(zip(mvars, mv))) as scope:
-            update()
-            result = self._logs() if logs else None
-        return [_current(scope, v, old) for v, old in zip(mvars, mv)], result
-
-    def _jax_test_step(self, state, data):
-        tv, ntv, mv = (list(s) for s in state)
-        ntvars = self.non_trainable_variables
-        mapping = list(zip(self.trainable_variables, tv)) + list(zip(ntvars, ntv))
-        results = []
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            for obj in self._adversarial.objectives:
-                results.append((obj, *self._evaluate(obj, data, training=False)))
-        ntv = [_current(scope, v, old) for v, old in zip(ntvars, ntv)]
-
-        def update():
-            total = 0.0
-            for obj, loss, extras in results:
-                self._track(obj, loss, extras)
-                total = total + loss
-            self._loss_tracker.update_state(total)
-
-        mv, logs = self._jax_metrics(mv, update)
-        return logs, (tv, ntv, mv)
-
-
-def _positions(variables):
-    return {id(v): i for i, v in enumerate(variables)}
-
-
-def _current(scope, variable, old):
-    value = scope.get_current_value(variable)
-    return old if value is None else value

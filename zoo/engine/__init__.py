@@ -1,0 +1,18 @@
+"""The engine every zoo model stands on: the model contract and the training engines.
+
+* :class:`ZooModel` (``model.py``): the base class; capabilities, fitting, training
+  hooks, seed state in checkpoints; :func:`inference` compiles inference methods.
+* :class:`Capability`, :class:`Fitting` (``capabilities.py``): what a model declares.
+* :class:`AdversarialModel`, :class:`Objective` (``adversarial.py``): several
+  objectives and optimizers under one ``fit``.
+* ``backend/<backend>.py``: the only code that differs per Keras backend.
+
+The engine imports ``layers`` and nothing of ``zoo.models``.
+"""
+from zoo.engine.adversarial import AdversarialModel, Objective
+from zoo.engine.capabilities import Capability, Fitting
+from zoo.engine.model import TrainingContext, ZooModel, inference
+from zoo.engine.optimizers import adam_from_recipe
+
+__all__ = ["AdversarialModel", "Capability", "Fitting", "Objective", "TrainingContext",
+           "ZooModel", "adam_from_recipe", "inference"]

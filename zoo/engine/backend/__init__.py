@@ -1,0 +1,26 @@
+"""Backend-specific engine code, one module per Keras backend; nothing else in the zoo
+branches on the backend.
+
+Each module defines:
+
+* ``call_inference(model, method, args, kwargs)``: run an ``@inference`` method,
+  compiled where the backend allows;
+* ``sync_state(model)``: make variables current after ``fit``;
+* ``adversarial_train_step(model, args)`` / ``adversarial_test_step(model, args)``:
+  the several-objectives step of :class:`zoo.engine.AdversarialModel`;
+* ``make_adversarial_train_function(model, force)``: a custom train function, or
+  ``None`` to keep Keras' own.
+"""
+import importlib
+
+import keras
+
+
+def current():
+    """The engine module of the active Keras backend."""
+    name = keras.backend.backend()
+    try:
+        return importlib.import_module(f"zoo.engine.backend.{name}")
+    except ModuleNotFoundError:
+        raise NotImplementedError(f"the zoo engine does not support the {name!r} backend "
+                                  "(tensorflow, jax, torch)") from None

@@ -1,0 +1,202 @@
+"""JAX engine: jitted inference and the stateless adversarial step.
+
+``fit()`` empties every variable on JAX, so everything runs on the state's values:
+gradients come from ``jax.value_and_grad`` over a pure function of the selected
+variables, each sub-optimizer applies with ``stateless_apply``, and the step returns
+``(logs, state)``.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+
+# ------------------------------------------------------------------ inference
+def call_inference(model, method, args, kwargs):
+    """Run ``method`` as one jitted pure function of the model's variable values.
+
+    Array arguments are traced, every other argument is static (part of the cache
+    key). Inside a trace or a stateless scope (``fit``, export) it runs as written.
+    """
+    if keras.src.backend.in_stateless_scope():
+        return method(model, *args, **kwargs)
+    flat = list(args) + [kwargs[k] for k in sorted(kwargs)]
+    if any(isinstance(a, jax.core.Tracer) for a in flat):
+        return method(model, *args, **kwargs)
+    is_array = [isinstance(a, (np.ndarray, jax.Array)) for a in flat]
+    static = tuple((i, a) for i, (a, arr) in enumerate(zip(flat, is_array)) if not arr)
+    key = (method.__name__, len(args), tuple(sorted(kwargs)), static)
+    cache = model.__dict__.setdefault("_inference_cache", {})
+    if key not in cache:
+        names, n_args = sorted(kwargs), len(args)
+        variables = model.variables
+        template = [None if arr else a for a, arr in zip(flat, is_array)]
+
+        def pure(values, arrays):
+            it = iter(arrays)
+            full = [next(it) if arr else a for a, arr in zip(template, is_array)]
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return method(model, *full[:n_args], **dict(zip(names, full[n_args:])))
+
+        cache[key] = jax.jit(pure)
+    arrays = [a for a, arr in zip(flat, is_array) if arr]
+    return cache[key]([v.value for v in model.variables], arrays)
+
+
+def sync_state(model):
+    """Write the values ``fit`` keeps in its state pytree back into the variables."""
+    model.jax_state_sync()
+
+
+# ----------------------------------------------------------- adversarial step
+def make_adversarial_train_function(model, force):
+    """One jitted step per schedule phase instead of ``lax.cond``.
+
+    XLA on CPU compiles the convolutions inside a ``lax.cond`` branch into slow
+    loops (a TraVeLGAN generator step took 35-45 s that way, against well under 1 s
+    unconditioned), so when the schedule has several phases the step counter is read
+    on the host before each batch and the step compiled for exactly the objectives
+    that run on it is called (one compilation per distinct phase, e.g. two for
+    "critic every batch, generator every 3rd"). Eager and distributed runs and
+    single-phase schedules keep Keras' own train function (returns ``None``).
+    """
+    comp = getattr(model, "_adversarial", None)
+    if (comp is None or model.run_eagerly or not model.jit_compile
+            or all(o.every == 1 for o in comp.objectives)):
+        return None
+    from keras.src.distribution import distribution_lib
+
+    if distribution_lib.distribution() is not None:
+        return None
+    if model.train_function is not None and not force:
+        return model.train_function
+    position = _positions(model.non_trainable_variables)[id(model.adversarial_step)]
+    compiled = {}
+
+    def dispatch(state, data):
+        step = int(state[1][position])  # one scalar to the host per batch
+        active = tuple(o.name for o in comp.objectives if step % o.every in o.at)
+        fn = compiled.get(active)
+        if fn is None:
+            fn = compiled[active] = jax.jit(
+                functools.partial(_train_step, model, active=active), donate_argnums=0)
+        return fn(state, model._unpack(data))
+
+    model.train_function = model._make_function(dispatch)
+    return model.train_function
+
+
+def adversarial_train_step(model, args):
+    return _train_step(model, args[0], model._unpack(args[-1]))
+
+
+def _train_step(model, state, data, active=None):
+    """One batch on the state's values; ``active`` names the objectives that run
+    (static, from the host-side dispatcher) or is None (decided in the graph)."""
+    comp = model._adversarial
+    tv, ntv, ov, mv = (list(s) for s in state)
+    nt_pos = _positions(model.non_trainable_variables)
+    step = ntv[nt_pos[id(model.adversarial_step)]]
+    total = jnp.zeros((), "float32")
+    carry = (tv, ntv, ov, mv)
+    for obj in comp.objectives:
+        def run(carry, obj=obj):
+            losses = jnp.zeros((), "float32")
+            for _ in range(obj.repeats):
+                carry, loss = _update(model, obj, carry, data)
+                losses = losses + loss
+            return carry, losses / obj.repeats
+
+        def skip(c):
+            return c, jnp.zeros((), "float32")
+
+        if active is not None:
+            carry, loss = (run if obj.name in active else skip)(carry)
+        elif obj.every == 1:
+            carry, loss = run(carry)
+        elif isinstance(step, jax.core.Tracer):  # jitted: a real conditional
+            carry, loss = jax.lax.cond(model._scheduled(obj, step), run, skip, carry)
+        else:  # run_eagerly: a Python branch (lax.cond would compile both branches)
+            carry, loss = (run if bool(model._scheduled(obj, step)) else skip)(carry)
+        total = total + loss
+    tv, ntv, ov, mv = (list(c) for c in carry)
+    ntv[nt_pos[id(model.adversarial_step)]] = step + 1
+    it = _positions(model.optimizer.variables)[id(model.optimizer.iterations)]
+    ov[it] = ov[it] + 1
+    mv, logs = _metrics(model, mv, lambda: model._loss_tracker.update_state(total))
+    return logs, (tv, ntv, ov, mv)
+
+
+def _update(model, obj, carry, data):
+    """One update of ``obj`` as a pure function of the state's value lists."""
+    tv, ntv, ov, mv = (list(c) for c in carry)
+    comp = model._adversarial
+    opt = comp.optimizers[obj.name]
+    t_pos = _positions(model.trainable_variables)
+    sel = [t_pos[id(v)] for v in comp.var_lists[obj.name]]
+    o_all = _positions(model.optimizer.variables)
+    o_sel = [o_all[id(v)] for v in opt.variables]
+    ntvars = model.non_trainable_variables
+
+    def loss_fn(selected):
+        values = list(tv)
+        for i, value in zip(sel, selected):
+            values[i] = value
+        mapping = list(zip(model.trainable_variables, values)) + list(zip(ntvars, ntv))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            loss, extras = model._evaluate(obj, data, training=True)
+        new_ntv = [_current(scope, v, old) for v, old in zip(ntvars, ntv)]
+        return opt.scale_loss(loss), (loss, extras, new_ntv)
+
+    (_, (loss, extras, ntv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        [tv[i] for i in sel])
+    # stateless_apply needs the sub-optimizer's own variable order (checked in compile)
+    new_sel, new_opt = opt.stateless_apply([ov[i] for i in o_sel], grads, [tv[i] for i in sel])
+    for i, value in zip(sel, new_sel):
+        tv[i] = value
+    for i, value in zip(o_sel, new_opt):
+        ov[i] = value
+    mv, _ = _metrics(model, mv, lambda: model._track(obj, loss, extras), logs=False)
+    return (tv, ntv, ov, mv), loss
+
+
+def _metrics(model, mv, update, logs=True):
+    """Run ``update`` on the metric trackers statelessly; returns (values, logs)."""
+    mvars = model.metrics_variables
+    with keras.StatelessScope(state_mapping=list(zip(mvars, mv))) as scope:
+        update()
+        result = model._logs() if logs else None
+    return [_current(scope, v, old) for v, old in zip(mvars, mv)], result
+
+
+def adversarial_test_step(model, args):
+    state, data = args[0], model._unpack(args[-1])
+    tv, ntv, mv = (list(s) for s in state)
+    ntvars = model.non_trainable_variables
+    mapping = list(zip(model.trainable_variables, tv)) + list(zip(ntvars, ntv))
+    results = []
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        for obj in model._adversarial.objectives:
+            results.append((obj, *model._evaluate(obj, data, training=False)))
+    ntv = [_current(scope, v, old) for v, old in zip(ntvars, ntv)]
+
+    def update():
+        total = 0.0
+        for obj, loss, extras in results:
+            model._track(obj, loss, extras)
+            total = total + loss
+        model._loss_tracker.update_state(total)
+
+    mv, logs = _metrics(model, mv, update)
+    return logs, (tv, ntv, mv)
+
+
+def _positions(variables):
+    return {id(v): i for i, v in enumerate(variables)}
+
+
+def _current(scope, variable, old):
+    value = scope.get_current_value(variable)
+    return old if value is None else value

@@ -1,0 +1,54 @@
+"""TensorFlow engine: inference runs as written (Keras traces it inside ``fit`` and
+export); the adversarial step uses one ``GradientTape`` per update and ``tf.cond``
+to skip scheduled-out objectives."""
+import tensorflow as tf
+from keras import ops
+
+
+def call_inference(model, method, args, kwargs):
+    return method(model, *args, **kwargs)
+
+
+def sync_state(model):
+    """Nothing to do: TF's ``fit`` updates the variables in place."""
+
+
+def make_adversarial_train_function(model, force):
+    return None
+
+
+def adversarial_train_step(model, args):
+    data = model._unpack(args[-1])
+    comp = model._adversarial
+    step = ops.convert_to_tensor(model.adversarial_step)
+    total = tf.zeros((), "float32")
+    for obj in comp.objectives:
+        variables, opt = comp.var_lists[obj.name], comp.optimizers[obj.name]
+
+        def run(obj=obj, variables=variables, opt=opt):
+            losses = tf.zeros((), "float32")
+            for _ in range(obj.repeats):
+                with tf.GradientTape() as tape:
+                    loss, extras = model._evaluate(obj, data, training=True)
+                    scaled = opt.scale_loss(loss)
+                # Unconnected variables (e.g. a head unused in this stage) get zeros;
+                # tf's UnconnectedGradients.ZERO fails on Keras variables.
+                grads = [ops.zeros_like(v) if g is None else g
+                         for g, v in zip(tape.gradient(scaled, variables), variables)]
+                opt.apply(grads, variables)
+                model._track(obj, loss, extras)
+                losses += loss
+            return losses / obj.repeats
+
+        if obj.every == 1:
+            total += run()
+        else:
+            total += tf.cond(model._scheduled(obj, step), run, lambda: tf.zeros((), "float32"))
+    model._loss_tracker.update_state(total)
+    model.adversarial_step.assign_add(1)
+    model.optimizer.iterations.assign_add(1)
+    return model._logs()
+
+
+def adversarial_test_step(model, args):
+    return model._stateful_test_step(model._unpack(args[-1]))

@@ -1,0 +1,50 @@
+"""PyTorch engine: inference runs as written; the adversarial step zeroes gradients,
+calls ``backward`` per update, reads ``v.value.grad`` and applies under
+``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``if``."""
+import torch
+from keras import ops
+
+
+def call_inference(model, method, args, kwargs):
+    return method(model, *args, **kwargs)
+
+
+def sync_state(model):
+    """Nothing to do: torch's ``fit`` updates the variables in place."""
+
+
+def make_adversarial_train_function(model, force):
+    return None
+
+
+def adversarial_train_step(model, args):
+    data = model._unpack(args[-1])
+    comp = model._adversarial
+    step = int(ops.convert_to_numpy(model.adversarial_step))
+    total = 0.0
+    for obj in comp.objectives:
+        if step % obj.every not in obj.at:
+            continue
+        variables, opt = comp.var_lists[obj.name], comp.optimizers[obj.name]
+        losses = 0.0
+        for _ in range(obj.repeats):
+            for v in model.trainable_variables:
+                v.value.grad = None
+            loss, extras = model._evaluate(obj, data, training=True)
+            opt.scale_loss(loss).backward()
+            grads = [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value)
+                     for v in variables]
+            with torch.no_grad():
+                opt.apply(grads, variables)
+                model._track(obj, loss, extras)
+            losses = losses + loss.detach()
+        total = total + losses / obj.repeats
+    with torch.no_grad():
+        model._loss_tracker.update_state(total)
+        model.adversarial_step.assign_add(1)
+        model.optimizer.iterations.assign_add(1)
+    return model._logs()
+
+
+def adversarial_test_step(model, args):
+    return model._stateful_test_step(model._unpack(args[-1]))

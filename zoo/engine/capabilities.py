@@ -1,0 +1,71 @@
+"""What a zoo model can do, declared rather than discovered.
+
+A model class lists its :class:`Capability` values in ``capabilities`` and says how
+it is fitted in ``fitting``; the trainer, the CLI, the evaluator and the exporter ask
+``model.supports(...)`` and never probe for attributes. Declaring a capability
+obliges the class to define the methods listed in :data:`REQUIRED_METHODS`
+(checked when the class is defined, so a typo fails at import, not in a user's run).
+"""
+import enum
+
+
+class Capability(str, enum.Enum):
+    """One thing a model can do (the methods it then must define are in
+    :data:`REQUIRED_METHODS`)."""
+
+    #: ``reconstruct(waveform [B, T]) -> [B, T]``: encode and decode.
+    RECONSTRUCT = "reconstruct"
+    #: ``convert(waveform) -> waveform``: translation into the target domain.
+    CONVERT = "convert"
+    #: ``sample(num, num_samples_audio, seed=None) -> [num, samples]``: draw from a prior.
+    SAMPLE = "sample"
+    #: ``encode(waveform) -> latents`` and ``decode(latents, ...) -> waveform``.
+    ENCODE = "encode"
+    #: ``interpolate(a, b, steps) -> [steps, samples]``: decode between two latents.
+    INTERPOLATE = "interpolate"
+    #: block-by-block ``stream(block, state)`` equal to offline processing.
+    STREAM = "stream"
+    #: training in stages (``stage_boundaries``, ``prepare_stage``): the trainer stops
+    #: ``fit`` at each boundary so the model can switch stage and recompile.
+    STAGES = "stages"
+    #: a PCA of the latent space stored in the model (fidelity dimensions).
+    LATENT_PCA = "latent_pca"
+    #: trains on paired batches ``(domain A crops, domain B crops)``.
+    PAIRED_DOMAINS = "paired_domains"
+    #: ``audio_examples(clips) -> {label: [n, samples]}`` for listening during training.
+    EXAMPLES = "examples"
+
+    def __str__(self):
+        return self.value
+
+
+class Fitting(str, enum.Enum):
+    """How ``zoo train`` fits a model."""
+
+    #: stochastic gradient descent through ``keras.Model.fit`` (single or adversarial).
+    GRADIENT = "gradient"
+    #: a closed form or EM on the training data: ``fit_closed_form(dataset, context)``.
+    CLOSED_FORM = "closed_form"
+    #: nothing to fit from a dataset (e.g. an optimiser run per input at use time).
+    NONE = "none"
+
+    def __str__(self):
+        return self.value
+
+
+#: Methods a class must define for each capability it declares.
+REQUIRED_METHODS = {
+    Capability.RECONSTRUCT: ("reconstruct",),
+    Capability.CONVERT: ("convert",),
+    Capability.SAMPLE: ("sample",),
+    Capability.ENCODE: ("encode", "decode"),
+    Capability.INTERPOLATE: ("interpolate",),
+    Capability.STREAM: ("initial_state", "stream", "stream_encode", "stream_decode"),
+    Capability.STAGES: ("stage_boundaries", "prepare_stage", "stage_description"),
+    Capability.LATENT_PCA: ("latent_pca", "fit_latent_pca", "fidelity_report"),
+    Capability.PAIRED_DOMAINS: ("split_domains",),
+    Capability.EXAMPLES: ("audio_examples",),
+}
+
+#: What ``Fitting.CLOSED_FORM`` models must define.
+CLOSED_FORM_METHODS = ("fit_closed_form",)

@@ -1,0 +1,178 @@
+"""The model contract: :class:`ZooModel`, the base of every zoo model.
+
+A zoo model is a ``keras.Model`` that takes and returns raw waveforms and tells the
+rest of the zoo what it can do:
+
+* ``capabilities``: a set of :class:`~zoo.engine.capabilities.Capability` declared
+  on the class (instances may narrow it in :meth:`ZooModel.active_capabilities`,
+  e.g. a deterministic autoencoder cannot sample). Declaring one obliges the class
+  to define its methods; this is checked when the class is defined.
+* ``fitting``: how ``zoo train`` fits it (:class:`~zoo.engine.capabilities.Fitting`).
+* hooks with safe defaults that the trainer calls on every model:
+  :meth:`compile_from_recipe`, :meth:`training_callbacks`,
+  :meth:`finish_training`, :meth:`sync_state`.
+* ``sample_rate`` and :meth:`serving_endpoints` (what ``zoo export`` writes).
+
+Checkpoints of a ``ZooModel`` include every ``keras.random.SeedGenerator`` state
+(Keras leaves them out of ``.keras`` files), so resumed runs continue the random
+stream exactly.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from zoo.engine import backend
+from zoo.engine.capabilities import CLOSED_FORM_METHODS, REQUIRED_METHODS, Capability, Fitting
+from zoo.engine.optimizers import adam_from_recipe
+from zoo.errors import ZooError
+
+
+@dataclass
+class TrainingContext:
+    """What the trainer tells a model's training hooks about the run.
+
+    Attributes:
+        run_dir: the run folder.
+        dataset: the :class:`zoo.data.AudioDataset` being trained on.
+        train: the resolved ``[train]`` section.
+        seed: the data seed.
+        verbose: Keras verbosity (0 silent).
+    """
+
+    run_dir: Path
+    dataset: object
+    train: dict = field(default_factory=dict)
+    seed: int = 0
+    verbose: int = 1
+
+
+class SeedStateMixin:
+    """Save and restore the state of every ``keras.random.SeedGenerator`` with the model.
+
+    Keras does not write seed-generator states into ``.keras`` files, so a resumed
+    run would replay the random draws (posterior samples, noise) of step 0. This
+    mixin adds them to the model's own variables in the weights file, under keys
+    ``seed:<i>``, so checkpoints resume the random stream exactly.
+    """
+
+    def _seed_states(self):
+        return [v for v in self.variables if v.path.endswith("seed_generator_state")]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, variable in enumerate(self._seed_states()):
+            store[f"seed:{i}"] = variable
+
+    def load_own_variables(self, store):
+        seeds = self._seed_states()
+        own = {}
+        for key in store.keys():
+            if key.startswith("seed:"):
+                index = int(key[5:])
+                if index < len(seeds):
+                    seeds[index].assign(store[key])
+            else:
+                own[key] = store[key]
+        super().load_own_variables(own)
+
+
+class ZooModel(SeedStateMixin, keras.Model):
+    """Base class of zoo models (see the module docstring for the contract).
+
+    Subclasses set the class attributes ``capabilities`` (an iterable of
+    :class:`Capability`) and, when not trained by gradient descent, ``fitting``.
+    """
+
+    capabilities = frozenset()
+    fitting = Fitting.GRADIENT
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.capabilities = frozenset(Capability(c) for c in cls.capabilities)
+        cls.fitting = Fitting(cls.fitting)
+        required = [m for c in cls.capabilities for m in REQUIRED_METHODS[c]]
+        if cls.fitting is Fitting.CLOSED_FORM:
+            required += CLOSED_FORM_METHODS
+        missing = sorted({m for m in required if not callable(getattr(cls, m, None))})
+        if missing:
+            raise TypeError(f"{cls.__name__} declares capabilities "
+                            f"{sorted(map(str, cls.capabilities))} but does not define "
+                            f"{', '.join(missing)}")
+
+    # ------------------------------------------------------------ capabilities
+    def active_capabilities(self):
+        """The capabilities of this instance (its class's, unless its configuration
+        rules some out); override to narrow, never to widen."""
+        return type(self).capabilities
+
+    def supports(self, capability):
+        """Whether this model can do ``capability`` (a :class:`Capability` or its name)."""
+        return Capability(capability) in self.active_capabilities()
+
+    def require(self, capability, action=None):
+        """Raise a one-line :class:`ZooError` unless the model supports ``capability``."""
+        capability = Capability(capability)
+        if not self.supports(capability):
+            can = ", ".join(sorted(map(str, self.active_capabilities()))) or "nothing declared"
+            raise ZooError(f"{type(self).__name__} cannot {action or capability.value} "
+                           f"(it can: {can})")
+
+    # --------------------------------------------------------------- contract
+    @property
+    def sample_rate(self):
+        """Audio rate in Hz of the waveforms the model takes and returns."""
+        raise NotImplementedError(f"{type(self).__name__} must define sample_rate")
+
+    def serving_endpoints(self):
+        """Exported signatures: ``{name: (function, [input shapes])}``; ``forward``
+        always (float32 waveforms ``[batch, samples]`` of any length)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no serving endpoints")
+
+    # ------------------------------------------------------------ training hooks
+    def compile_from_recipe(self, train):
+        """Compile from a recipe's ``[train]`` section (Adam; see
+        :func:`zoo.engine.optimizers.adam_from_recipe`)."""
+        self.compile(optimizer=adam_from_recipe(train))
+
+    def training_callbacks(self, context):
+        """Extra ``keras.callbacks.Callback`` objects for a run (:class:`TrainingContext`)."""
+        return []
+
+    def finish_training(self, context):
+        """Called once after the last step; return True when it changed the model
+        (so the trainer writes a fresh checkpoint)."""
+        return False
+
+    def weights_finite(self):
+        """True when every floating-point variable is finite (no NaN/Inf)."""
+        import numpy as np
+
+        for variable in self.variables:
+            value = np.asarray(keras.ops.convert_to_numpy(variable))
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                return False
+        return True
+
+    def sync_state(self):
+        """Make the model's variables current (JAX's ``fit`` keeps them in a pytree)."""
+        backend.current().sync_state(self)
+
+
+def inference(method):
+    """Decorator for inference methods: compiled as its backend allows.
+
+    On JAX the method runs as one jitted pure function of the model's current
+    variable values (eager JAX dispatches and compiles every op separately: a first
+    ``reconstruct`` with Griffin-Lim took ~16 s on CPU); array arguments are traced,
+    every other argument (lengths, counts, seeds) is static. Inside a trace (``fit``,
+    export) and on TensorFlow and torch the method runs as written. The backend
+    files (``zoo/engine/backend/``) hold the compilation.
+    """
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        return backend.current().call_inference(self, method, args, kwargs)
+
+    return wrapper

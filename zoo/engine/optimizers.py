@@ -1,0 +1,31 @@
+"""Optimizers from a recipe's ``[train]`` section (one builder for every engine)."""
+import keras
+
+#: ``[train]`` keys an optimizer reads; ``<objective>_<key>`` and
+#: ``discriminator_<key>`` override them per objective (adversarial models).
+OPTIMIZER_KEYS = ("learning_rate", "beta_1", "beta_2", "clipnorm")
+
+
+def adam_from_recipe(train, prefixes=(), name=None):
+    """``keras.optimizers.Adam`` configured by ``train``.
+
+    Args:
+        train: the ``[train]`` mapping (``learning_rate``, ``beta_1``, ``beta_2``,
+            ``clipnorm``).
+        prefixes: key prefixes tried first, most specific first: with
+            ``("generator", "discriminator")`` the learning rate is
+            ``generator_learning_rate``, else ``discriminator_learning_rate``, else
+            ``learning_rate``.
+        name: the optimizer's name.
+    """
+    def get(key, default):
+        for k in [f"{p}_{key}" for p in prefixes] + [key]:
+            if train.get(k) is not None:
+                return train[k]
+        return default
+
+    clipnorm = get("clipnorm", None)
+    return keras.optimizers.Adam(
+        learning_rate=float(get("learning_rate", 1e-3)), beta_1=float(get("beta_1", 0.9)),
+        beta_2=float(get("beta_2", 0.999)), clipnorm=None if clipnorm is None else float(clipnorm),
+        **({"name": name} if name else {}))
