@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import (BACKEND, PeakMemory, block, compiled, median_time,  # noqa: E402
+from benchmarks._common import (PeakMemory, block, compiled, median_time,  # noqa: E402
                                 no_grad, results_path, script_report, set_torch_threads)
 from benchmarks._records import record  # noqa: E402
 

@@ -282,7 +282,10 @@ def validate_tune(tune, cls, origin):
 def parse_assignment(item):
     """``"train.learning_rate=3e-4"`` -> ``("train", "learning_rate", 0.0003)``; values
     are TOML (``3e-4``, ``true``, ``[4, 4, 2]``, ``"x"``), else a bare string."""
-    from zoo.registry import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     key, sep, value = item.partition("=")
     section, dot, name = key.strip().partition(".")

@@ -167,7 +167,6 @@ def build(recipe, **overrides):
 
 def load(name_or_path, weights=None, **overrides):
     """See :func:`zoo.load`."""
-    import keras
 
     path = Path(str(name_or_path))
     if path.suffix == ".keras" or path.is_dir():

@@ -1,5 +1,4 @@
 """Inverse STFT, fast Griffin-Lim and mel inversion against librosa."""
-import keras
 import librosa
 import numpy as np
 import pytest

@@ -6,8 +6,6 @@ atomically. Both report bad input as :class:`zoo.errors.AudioFileError`, whose
 message names the file and the problem.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np

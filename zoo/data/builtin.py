@@ -29,9 +29,6 @@ loaded through exactly the same folder path as user data
 import csv
 import io
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np

@@ -22,7 +22,6 @@ module works on JAX/PyTorch installs without it.
 
 import csv
 import hashlib
-import json
 import os
 import warnings
 from collections import Counter

@@ -27,9 +27,13 @@ Conventions shared by all metrics:
 """
 
 import math
-from fractions import Fraction
 
 import numpy as np
+
+from zoo.dsp import dtw_path, f0_contour, formants_lpc, mcep_alpha, mel_cepstra
+from zoo.dsp.signal import check_sr as _check_sr
+from zoo.dsp.signal import magnitude as _magnitude
+from zoo.dsp.signal import mono as _mono
 
 __all__ = [
     "multiscale_spectral_distance",
@@ -61,31 +65,11 @@ _DB = 10.0 / math.log(10.0)
 
 
 # ------------------------------------------------------------------------ helpers
-def _mono(x, name="x"):
-    """float64 1-D copy of ``x``; ValueError if empty, multi-channel or non-finite."""
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim > 1:
-        a = np.squeeze(a)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be a mono waveform [samples]; got shape {np.shape(x)}.")
-    if a.size == 0:
-        raise ValueError(f"{name} is empty.")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf.")
-    return a
-
-
 def _pair(x, y, names=("x", "y")):
     """Both signals as float64 1-D, trimmed to the shorter length."""
     x, y = _mono(x, names[0]), _mono(y, names[1])
     n = min(len(x), len(y))
     return x[:n], y[:n]
-
-
-def _check_sr(sr):
-    if sr is None or not np.isscalar(sr) or not np.isfinite(sr) or sr <= 0:
-        raise ValueError(f"sr must be a positive sample rate in Hz; got {sr!r}.")
-    return float(sr)
 
 
 def _check_length(n, n_fft, what="n_fft"):
@@ -94,16 +78,6 @@ def _check_length(n, n_fft, what="n_fft"):
             f"signals of {n} samples are shorter than {what}={n_fft}; "
             "use a smaller FFT size or longer clips."
         )
-
-
-def _magnitude(x, n_fft, hop, power=1.0):
-    """``|STFT|**power`` ``[bins, frames]``: periodic Hann window ``n_fft``, centred
-    reflect-padded frames (``librosa.stft``), as ``layers.spectral.stft_magnitude``."""
-    import librosa
-
-    s = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True,
-                            pad_mode="reflect"))
-    return s if power == 1.0 else s ** power
 
 
 # ----------------------------------------------------------------------- spectral
@@ -290,68 +264,6 @@ def si_sdr(reference, estimate):
 
 
 # -------------------------------------------------------------------------- MCD
-def mcep_alpha(sr, num_points=1000):
-    """All-pass warping constant ``alpha`` that best approximates the mel scale.
-
-    A transcription of ``pysptk.util.mcepalpha``: the ``alpha`` in
-    ``arange(0, 1, 0.001)`` minimising the mean squared difference between the
-    normalised all-pass warped frequency axis and the normalised mel scale
-    ``ln(1 + f / 1000)`` (0.41 at 16 kHz, 0.455 at 22.05 kHz, 0.544 at 44.1 kHz).
-
-    Args:
-        sr: sample rate in Hz.
-        num_points: points on ``[0, sr / 2)`` compared.
-
-    Returns:
-        float: ``alpha``.
-
-    Example:
-    >>> mcep_alpha(16000)
-    0.41
-    """
-    sr = _check_sr(sr)
-    f = (sr / 2.0) / num_points * np.arange(num_points)
-    mel = np.log1p(f / 1000.0)
-    mel = mel / mel[-1]
-    omega = np.pi / num_points * np.arange(num_points)
-    alphas = np.arange(0.0, 1.0, 0.001)[:, None]
-    num = (1 - alphas ** 2) * np.sin(omega)
-    den = (1 + alphas ** 2) * np.cos(omega) - 2 * alphas
-    with np.errstate(divide="ignore", invalid="ignore"):
-        warp = np.arctan(num / den)
-    warp = np.where(warp < 0, warp + np.pi, warp)
-    warp = warp / warp[:, -1:]
-    dist = np.mean((warp - mel) ** 2, axis=1)
-    return round(float(alphas[int(np.argmin(dist)), 0]), 3)
-
-
-def _mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha):
-    """Mel-cepstra ``[frames, order + 1]`` (c0 first)."""
-    import librosa
-
-    if method == "mfcc":
-        power = _magnitude(x, n_fft, hop, 2.0)
-        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
-        log_mel = np.log(np.maximum(fb @ power, 1e-10))
-        c = librosa.feature.mfcc(S=log_mel, n_mfcc=order + 1, dct_type=2, norm="ortho")
-        return c.T
-    try:
-        import pysptk
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "method='sptk' needs pysptk (pip install pysptk); method='mfcc' needs nothing."
-        ) from err
-    from scipy.signal import get_window
-
-    padded = np.pad(x, n_fft // 2, mode="reflect")
-    frames = librosa.util.frame(padded, frame_length=n_fft, hop_length=hop, axis=0)
-    frames = frames * get_window("blackman", n_fft)
-    return np.stack([
-        pysptk.mcep(np.ascontiguousarray(f), order=order, alpha=alpha, etype=1, eps=1e-8)
-        for f in frames
-    ])
-
-
 def mel_cepstral_distortion(x, y, sr, order=24, alpha=None, align="dtw", n_fft=1024, hop=256,
                             n_mels=80, method="mfcc"):
     """Mel-cepstral distortion in dB, c0 (energy) excluded.
@@ -416,49 +328,16 @@ def mel_cepstral_distortion(x, y, sr, order=24, alpha=None, align="dtw", n_fft=1
     for name, sig in (("x", x), ("y", y)):
         if len(sig) < n_fft:
             raise ValueError(f"{name} has {len(sig)} samples, fewer than n_fft={n_fft}.")
-    cx = _mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
-    cy = _mel_cepstra(y, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
+    cx = mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
+    cy = mel_cepstra(y, sr, order, n_fft, hop, n_mels, method, alpha)[:, 1:]
     if align == "dtw":
-        import librosa
-
-        _, path = librosa.sequence.dtw(X=cx.T, Y=cy.T, metric="euclidean")
+        path = dtw_path(cx, cy)
         cx, cy = cx[path[:, 0]], cy[path[:, 1]]
     per_frame = _DB * np.sqrt(2.0 * np.sum((cx - cy) ** 2, axis=1))
     return float(np.mean(per_frame))
 
 
 # --------------------------------------------------------------------------- f0
-def f0_contour(x, sr, fmin=50.0, fmax=1000.0, frame_length=2048, hop_length=512):
-    """f0 contour by probabilistic YIN (``librosa.pyin``).
-
-    Args:
-        x: waveform ``[samples]``.
-        sr: sample rate, Hz.
-        fmin, fmax: search range in Hz.
-        frame_length: analysis frame in samples (``2 * sr / fmin`` or more).
-        hop_length: hop in samples; frame ``t`` is centred at ``t * hop_length``.
-
-    Returns:
-        ``(f0, voiced)``: float64 ``[frames]`` in Hz, **NaN in unvoiced frames**
-        (librosa's convention, convenient for plotting), and the boolean voiced
-        flags ``[frames]``. The f0 metrics below use only voiced frames and
-        never return NaN.
-
-    Example:
-    >>> t = np.arange(16000) / 16000
-    >>> f0, voiced = f0_contour(np.sin(2 * np.pi * 220 * t), sr=16000)
-    >>> abs(float(np.median(f0[voiced])) - 220.0) < 2.2  # pyin's grid: 0.1 semitone
-    True
-    """
-    import librosa
-
-    sr = _check_sr(sr)
-    x = _mono(x, "x")
-    f0, voiced, _ = librosa.pyin(x, fmin=fmin, fmax=fmax, sr=sr, frame_length=frame_length,
-                                 hop_length=hop_length)
-    return np.asarray(f0, dtype=np.float64), np.asarray(voiced, dtype=bool)
-
-
 def _contours(ref, est, sr, kw, need_voiced=True):
     """Contours of both signals, trimmed to the shorter frame count."""
     out = []
@@ -631,107 +510,6 @@ def f0_metrics(reference, estimate, sr, fmin=50.0, fmax=1000.0, frame_length=204
 
 
 # ---------------------------------------------------------------------- formants
-def _resample(x, sr, target):
-    """``x`` at ``target`` Hz (polyphase, scipy); the rate actually reached."""
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(target / sr).limit_denominator(1000)
-    up, down = ratio.numerator, ratio.denominator
-    return resample_poly(x, up, down), sr * up / down
-
-
-def formants_lpc(x, sr, num_formants=3, order=None, max_freq=5500.0, per_frame=False,
-                 frame_seconds=0.025, hop_seconds=0.010, max_bandwidth=400.0, min_freq=90.0,
-                 preemphasis=50.0):
-    """Formant frequencies by LPC root solving (the classic Praat-like recipe).
-
-    The signal is resampled to ``2 * max_freq`` (when ``sr`` is higher),
-    pre-emphasised above ``preemphasis`` Hz (``y[n] - exp(-2 pi 50 / sr) y[n-1]``
-    for the default 50 Hz, as Praat), cut into
-    Hamming-windowed frames; per frame ``librosa.lpc`` (Burg) of ``order``
-    gives a polynomial whose complex roots ``r`` (upper half plane) are
-    resonances at ``angle(r) sr / (2 pi)`` Hz with bandwidth
-    ``-ln|r| sr / pi`` Hz. Resonances in ``(min_freq, nyquist - 50)`` with
-    bandwidth below ``max_bandwidth`` are candidates; the lowest
-    ``num_formants`` are F1, F2, .... Frames whose energy is more than 40 dB
-    below the loudest frame are skipped.
-
-    Args:
-        x: waveform ``[samples]``.
-        sr: sample rate, Hz.
-        num_formants: formants returned (F1..Fk).
-        order: LPC order; ``None`` uses Praat's ``2 * max(5, num_formants)``
-            (10: five resonances below ``max_freq``).
-        max_freq: highest formant searched, Hz (Praat's "maximum formant";
-            5500 suits adult female voices, 5000 male).
-        per_frame: return a ``[frames, num_formants]`` track instead of one
-            utterance-level estimate.
-        frame_seconds, hop_seconds: analysis frame and hop.
-        max_bandwidth: widest resonance accepted as a formant, Hz.
-        min_freq: lowest resonance accepted, Hz.
-        preemphasis: pre-emphasis corner in Hz; 0 or ``None`` disables it
-            (for signals that are already all-pole, e.g. filtered white noise).
-
-    Returns:
-        ``per_frame=False``: float64 ``[num_formants]``, the per-formant median
-        over the frames where it was found (no NaN). ``per_frame=True``:
-        float64 ``[frames, num_formants]`` with NaN where a formant was not
-        found or the frame was skipped.
-
-    Raises:
-        ValueError: silent input, a signal shorter than one frame, or (for the
-            utterance-level estimate) a formant found in no frame.
-
-    Example:
-    >>> from zoo.data import render_vowel
-    >>> x = render_vowel(120.0, (500.0, 1500.0, 2500.0), 1.0, 16000)
-    >>> np.round(formants_lpc(x, 16000), -2)  # doctest: +SKIP
-    array([ 500., 1500., 2500.])
-    """
-    import librosa
-
-    sr = _check_sr(sr)
-    x = _mono(x, "x")
-    if not np.any(x):
-        raise ValueError("x is silent: no formants to estimate.")
-    if sr > 2.0 * max_freq * 1.0001:
-        x, sr = _resample(x, sr, 2.0 * max_freq)
-    if order is None:
-        order = 2 * max(5, int(num_formants))
-    if preemphasis:
-        x = np.append(x[0], x[1:] - np.exp(-2 * np.pi * float(preemphasis) / sr) * x[:-1])
-    frame = max(order + 2, int(round(frame_seconds * sr)))
-    hop = max(1, int(round(hop_seconds * sr)))
-    if len(x) < frame:
-        raise ValueError(f"x has {len(x)} samples at {sr:g} Hz, fewer than one frame ({frame}).")
-    frames = librosa.util.frame(x, frame_length=frame, hop_length=hop, axis=0)
-    frames = frames * np.hamming(frame)
-    energy = np.sum(frames ** 2, axis=1)
-    keep = energy > 1e-4 * energy.max()
-    nyq = sr / 2.0
-    track = np.full((len(frames), num_formants), np.nan)
-    for t in np.flatnonzero(keep):
-        a = librosa.lpc(frames[t], order=order)
-        if not np.all(np.isfinite(a)):
-            continue
-        roots = np.roots(a)
-        roots = roots[np.imag(roots) > 0]
-        freqs = np.angle(roots) * sr / (2 * np.pi)
-        bws = -np.log(np.abs(roots)) * sr / np.pi
-        ok = (freqs > min_freq) & (freqs < nyq - 50.0) & (bws < max_bandwidth)
-        found = np.sort(freqs[ok])[:num_formants]
-        track[t, :len(found)] = found
-    if per_frame:
-        return track
-    out = np.empty(num_formants)
-    for i in range(num_formants):
-        col = track[:, i][np.isfinite(track[:, i])]
-        if col.size == 0:
-            raise ValueError(f"F{i + 1} was found in no frame; lower num_formants or raise order.")
-        out[i] = np.median(col)
-    return out
-
-
 def relative_formant_error(estimated, target):
     """Relative formant error in percent: ``100 |f_hat - f_target| / f_target``.
 
