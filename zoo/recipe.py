@@ -259,6 +259,8 @@ def validate_tune(tune, cls, origin):
             raise ZooError(f"{origin}: tune.{key}: section {section!r} is not tunable "
                            "(model_config, train, data)")
         if name not in valid:
+            if "." not in key:  # a bare key may name either section
+                valid = {**args, **TrainSection.model_fields}
             hint = closest(name, valid)
             raise ZooError(f"{origin}: tune.{key}: {name!r} is not a {section} key"
                            + (f"; did you mean {hint!r}?" if hint else ""))

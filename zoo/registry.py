@@ -117,11 +117,12 @@ def load_recipe(name_or_path, tiny=False, overrides=None):
         raise ZooError(f"{origin}: 'model' must name a registered model ({', '.join(list_models())}),"
                        f" got {recipe.get('model')!r}")
     tiny_overrides = recipe.pop("tiny", {})
+    validated = validate_recipe(recipe, origin)
+    # [tiny] is checked even when unused, so a typo there is found at once
+    tiny_recipe = validate_recipe(_merge(recipe, tiny_overrides), f"{origin} [tiny]")
     if tiny:
-        recipe = _merge(recipe, tiny_overrides)
-    else:  # checked even when unused, so a typo in [tiny] is found
-        validate_recipe(_merge(recipe, tiny_overrides), f"{origin} [tiny]")
-    return with_overrides(validate_recipe(recipe, origin), overrides)
+        validated = {**tiny_recipe, "recipe": origin}
+    return with_overrides(validated, overrides)
 
 
 def validate_recipe(recipe, origin=None):

@@ -54,7 +54,7 @@ from keras import ops
 
 from zoo.engine import backend
 from zoo.engine.model import ZooModel
-from zoo.engine.optimizers import adam_from_recipe
+from zoo.engine.optimizers import adam_from_recipe, check_optimizer_keys
 
 _ROLES = ("generator", "discriminator")
 
@@ -229,6 +229,7 @@ class AdversarialModel(ZooModel):
         A ``schedule`` table (``{objective: {every, at, repeats}}``) is applied last.
         """
         objectives = list(self.objectives())
+        check_optimizer_keys(train, [o.name for o in objectives] + ["discriminator"])
         schedule = {}
         optimizers = {obj.name: adam_from_recipe(
             train, prefixes=(obj.name,) + (("discriminator",) if obj.role == "discriminator"
@@ -250,7 +251,8 @@ class AdversarialModel(ZooModel):
                                           if obj.role == "discriminator" else
                                           {"every": k, "at": k - 1, "repeats": 1})
         for name, entry in (train.get("schedule") or {}).items():
-            schedule[name] = {**schedule.get(name, {}), **entry}
+            given = {k: v for k, v in entry.items() if v is not None}  # schema fills None
+            schedule[name] = {**schedule.get(name, {}), **given}
         self.compile(optimizer=optimizers, schedule=schedule,
                      jit_compile=train.get("jit_compile", "auto"))
 

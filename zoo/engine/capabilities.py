@@ -23,7 +23,8 @@ class Capability(str, enum.Enum):
     ENCODE = "encode"
     #: ``interpolate(a, b, steps) -> [steps, samples]``: decode between two latents.
     INTERPOLATE = "interpolate"
-    #: block-by-block ``stream(block, state)`` equal to offline processing.
+    #: block-by-block ``stream(block, state)`` equal to ``streaming_reference`` (the
+    #: offline computation) for blocks of any multiple of ``stream_block`` samples.
     STREAM = "stream"
     #: training in stages (``stage_boundaries``, ``prepare_stage``): the trainer stops
     #: ``fit`` at each boundary so the model can switch stage and recompile.
@@ -60,7 +61,7 @@ REQUIRED_METHODS = {
     Capability.SAMPLE: ("sample",),
     Capability.ENCODE: ("encode", "decode"),
     Capability.INTERPOLATE: ("interpolate",),
-    Capability.STREAM: ("initial_state", "stream", "stream_encode", "stream_decode"),
+    Capability.STREAM: ("initial_state", "stream", "streaming_reference"),
     Capability.STAGES: ("stage_boundaries", "prepare_stage", "stage_description"),
     Capability.LATENT_PCA: ("latent_pca", "fit_latent_pca", "fidelity_report"),
     Capability.PAIRED_DOMAINS: ("split_domains",),

@@ -24,7 +24,7 @@ import keras
 
 from zoo.engine import backend
 from zoo.engine.capabilities import CLOSED_FORM_METHODS, REQUIRED_METHODS, Capability, Fitting
-from zoo.engine.optimizers import adam_from_recipe
+from zoo.engine.optimizers import adam_from_recipe, check_optimizer_keys
 from zoo.errors import ZooError
 
 
@@ -133,6 +133,7 @@ class ZooModel(SeedStateMixin, keras.Model):
     def compile_from_recipe(self, train):
         """Compile from a recipe's ``[train]`` section (Adam; see
         :func:`zoo.engine.optimizers.adam_from_recipe`)."""
+        check_optimizer_keys(train, ())
         self.compile(optimizer=adam_from_recipe(train))
 
     def training_callbacks(self, context):
@@ -157,6 +158,14 @@ class ZooModel(SeedStateMixin, keras.Model):
     def sync_state(self):
         """Make the model's variables current (JAX's ``fit`` keeps them in a pytree)."""
         backend.current().sync_state(self)
+
+
+def check_positive(**values):
+    """Raise ``ValueError`` naming the first argument that is not a positive number
+    (constructors call this, so a recipe's ``latent_dim = -3`` is a one-line error)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 def inference(method):

@@ -29,3 +29,20 @@ def adam_from_recipe(train, prefixes=(), name=None):
         learning_rate=float(get("learning_rate", 1e-3)), beta_1=float(get("beta_1", 0.9)),
         beta_2=float(get("beta_2", 0.999)), clipnorm=None if clipnorm is None else float(clipnorm),
         **({"name": name} if name else {}))
+
+
+def check_optimizer_keys(train, prefixes):
+    """Raise ``ValueError`` for a ``<prefix>_<key>`` optimizer override in ``train`` whose
+    prefix names no objective of the model (a typo would silently be ignored)."""
+    import difflib
+
+    for key in train:
+        for suffix in OPTIMIZER_KEYS:
+            if key.endswith("_" + suffix) and key != suffix:
+                prefix = key[: -len(suffix) - 1]
+                if prefix not in prefixes:
+                    hint = difflib.get_close_matches(prefix, list(prefixes), n=1)
+                    raise ValueError(
+                        f"train.{key}: the model has no objective {prefix!r}"
+                        + (f"; did you mean '{hint[0]}_{suffix}'?" if hint else
+                           f" (objectives: {', '.join(prefixes) or 'none'})"))

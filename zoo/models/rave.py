@@ -57,7 +57,7 @@ from keras import ops
 from layers import PQMF, CausalConv1D, ResidualBlock1D, gaussian_kl
 from layers.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from layers.losses import feature_matching, hinge_discriminator_loss, multiscale_spectral_distance
-from zoo.engine import AdversarialModel, Capability, Objective, inference
+from zoo.engine import AdversarialModel, Capability, Objective, check_positive, inference
 from zoo.models.chunking import pad_to_multiple
 from zoo.models.latent import LatentFidelity, fidelity_dims, latent_pca
 
@@ -266,6 +266,11 @@ class RAVE(AdversarialModel):
                  spectral_scales=(2048, 1024, 512, 256, 128), spectral_eps=1e-7, noise=True, latent_fidelity=0.95,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
+        check_positive(sample_rate=sample_rate, num_bands=num_bands, capacity=capacity,
+                       max_channels=max_channels, latent_dim=latent_dim, disc_capacity=disc_capacity,
+                       disc_layers=disc_layers, num_scales=num_scales)
+        if not ratios or any(int(r) < 1 for r in ratios):
+            raise ValueError(f"ratios must be positive integers, got {list(ratios)}")
         if discriminator not in ("multiscale", "multiscale+period"):
             raise ValueError(f"discriminator must be 'multiscale' or 'multiscale+period', "
                              f"got {discriminator!r}")
@@ -507,6 +512,15 @@ class RAVE(AdversarialModel):
         heads, dec = self.decoder.stream(ops.convert_to_tensor(z, "float32"), state[:-1])
         block, s = self.pqmf.synthesis_stream(self._mix_heads(*heads, noise), state[-1])
         return block, dec + [s]
+
+    @property
+    def stream_block(self):
+        """Streaming blocks must be a multiple of this many samples."""
+        return self.compression
+
+    def streaming_reference(self, waveform):
+        """The offline computation :meth:`stream` reproduces block by block (no noise)."""
+        return self.decode(self.encode(waveform), noise=False)
 
     def stream(self, block, state, noise=False):
         """Encode and decode one block: ``(output block, state)``; the output lags

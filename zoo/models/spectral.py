@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from layers import AmplitudeToDB, DBNormalization, MelScale, STFTMagnitude, griffin_lim
+from zoo.engine import check_positive
 from zoo.models.chunking import pad_to_length
 
 
@@ -47,6 +48,8 @@ class SpectralFrontEnd(keras.layers.Layer):
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, **kwargs):
         super().__init__(**kwargs)
+        check_positive(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                       griffin_lim_iters=griffin_lim_iters)
         if n_fft % hop_length:
             raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop_length})")
         self.sample_rate, self.n_fft, self.hop_length = int(sample_rate), int(n_fft), int(hop_length)

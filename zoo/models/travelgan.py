@@ -54,7 +54,7 @@ from keras import ops
 
 from layers import (SNConv1D, SNDense, hinge_discriminator_loss, hinge_generator_loss,
                     nonsaturating_discriminator_loss, nonsaturating_generator_loss)
-from zoo.engine import AdversarialModel, Objective
+from zoo.engine import AdversarialModel, Objective, check_positive
 from zoo.models.chunking import pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
 from zoo.models.translation import SpectrogramTranslation
@@ -165,6 +165,8 @@ class TraVeLGAN(SpectrogramTranslation, AdversarialModel):
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        check_positive(generator_channels=generator_channels, critic_channels=critic_channels,
+                       siamese_dim=siamese_dim)
         self.variant = variant
         original = variant == "travelgan"
         if identity_weight is None:

@@ -24,7 +24,7 @@ from keras import layers as kl
 from keras import ops
 
 from layers import gaussian_kl, itakura_saito_log
-from zoo.engine import Capability, ZooModel, inference
+from zoo.engine import Capability, ZooModel, check_positive, inference
 from zoo.models.chunking import pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
 
@@ -62,6 +62,11 @@ class SpectrogramVAE(ZooModel):
                  likelihood="gaussian", gaussian_scale=0.1, beta=1.0, kl_warmup_steps=1000,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
+        check_positive(latent_dim=latent_dim, channels=channels, kernel_size=kernel_size,
+                       gaussian_scale=gaussian_scale)
+        if int(num_downsamples) < 0 or beta < 0 or kl_warmup_steps < 0:
+            raise ValueError("num_downsamples, beta and kl_warmup_steps must be >= 0, got "
+                             f"{num_downsamples}, {beta}, {kl_warmup_steps}")
         if likelihood not in ("gaussian", "itakura_saito"):
             raise ValueError(f"likelihood must be 'gaussian' or 'itakura_saito', got {likelihood!r}")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
