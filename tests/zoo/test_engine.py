@@ -1,0 +1,83 @@
+"""The model contract's own rules: declared capabilities need their methods (checked at
+class definition), ``require`` is a one-line error, and a model fitted in closed form
+(``Fitting.CLOSED_FORM``) trains, saves and loads through the same ``zoo train``."""
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import zoo
+from zoo import registry
+from zoo.engine import Capability, Fitting, ZooModel
+from zoo.errors import ZooError
+from zoo.training.trainer import train
+
+
+def test_declaring_a_capability_without_its_methods_fails_at_class_definition():
+    with pytest.raises(TypeError, match="does not define convert"):
+        class Broken(ZooModel):  # noqa: F841
+            capabilities = {Capability.CONVERT}
+    with pytest.raises(TypeError, match="fit_closed_form"):
+        class NoFit(ZooModel):  # noqa: F841
+            fitting = Fitting.CLOSED_FORM
+    with pytest.raises(ValueError):
+        class Unknown(ZooModel):  # noqa: F841
+            capabilities = {"teleport"}
+
+
+@keras.saving.register_keras_serializable(package="zoo_tests")
+class MeanSpectrum(ZooModel):
+    """A closed-form model for the test: the mean magnitude spectrum of the training audio."""
+
+    fitting = Fitting.CLOSED_FORM
+
+    def __init__(self, sample_rate=16000, n_fft=256, **kwargs):
+        super().__init__(**kwargs)
+        self._sample_rate, self.n_fft = int(sample_rate), int(n_fft)
+        self.mean_spectrum = self.add_weight(shape=(n_fft // 2 + 1,), initializer="zeros",
+                                             trainable=False, name="mean_spectrum")
+
+    @property
+    def sample_rate(self):
+        return self._sample_rate
+
+    def fit_closed_form(self, dataset, context):
+        clips = dataset.clips(8, seed=context.seed)
+        frames = np.lib.stride_tricks.sliding_window_view(clips, self.n_fft, axis=1)
+        spectrum = np.abs(np.fft.rfft(frames[:, ::self.n_fft // 2], axis=-1)).mean(axis=(0, 1))
+        self.mean_spectrum.assign(spectrum.astype("float32"))
+        return {"loss": float(spectrum.mean())}
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, waveform):
+        """The mean spectrum, once per input clip."""
+        batch = ops.shape(ops.convert_to_tensor(waveform))[0]
+        return ops.broadcast_to(self.mean_spectrum, (batch, self.n_fft // 2 + 1))
+
+    def serving_endpoints(self):
+        return {"forward": (self.call, [(None, None)])}
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self._sample_rate, "n_fft": self.n_fft}
+
+
+def test_closed_form_model_trains_through_zoo_train(tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._MODELS, "mean_spectrum", f"{__name__}:MeanSpectrum")
+    recipe = tmp_path / "mean_spectrum.toml"
+    recipe.write_text('model = "mean_spectrum"\n[model_config]\nn_fft = 256\n'
+                      '[data]\ncrop_length = 4096\n')
+    result = train(str(recipe), steps=1, out=tmp_path / "run", verbose=0)
+    spectrum = np.asarray(keras.ops.convert_to_numpy(result.model.mean_spectrum))
+    assert spectrum.shape == (129,) and spectrum.max() > 0  # it was fitted
+    restored = zoo.load(tmp_path / "run")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored.mean_spectrum), spectrum)
+    assert (tmp_path / "run" / "state.json").is_file()
+
+
+def test_require_is_a_one_line_error():
+    model = zoo.load("ae", **{"latent_dim": 4, "channels": 8, "n_mels": 16})
+    assert not model.supports(Capability.SAMPLE)  # a deterministic autoencoder
+    with pytest.raises(ZooError, match=r"SpectrogramVAE cannot sample from a prior \(it can:"):
+        model.require(Capability.SAMPLE, "sample from a prior")
