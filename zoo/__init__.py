@@ -1,7 +1,8 @@
 """Keras 3 multi-backend model zoo for generative audio.
 
 ``zoo.load("vae")`` builds a registered model from its default recipe,
-``zoo.load("runs/my_run")`` restores a trained run, ``zoo.list_models()`` lists
+``zoo.load("rave_v1")`` from any shipped recipe (a preset, as keras-hub's
+``from_preset``), ``zoo.load("runs/my_run")`` restores a trained run, ``zoo.list_models()`` lists
 what is registered. Nothing heavy is imported until it is used.
 """
 __version__ = "0.1.0"
@@ -20,8 +21,9 @@ def load(name_or_path, weights=None, **overrides):
     """Build a registered model, or restore a saved run / ``.keras`` file.
 
     Args:
-        name_or_path: a registry name (see :func:`list_models`), a run folder
-            written by ``zoo train``, or a ``.keras`` file.
+        name_or_path: a registry name (see :func:`list_models`), a recipe name
+            (a preset: ``"rave_v1"``, ``"vae_vowels"``), a run folder written by
+            ``zoo train``, or a ``.keras`` file.
         weights: name of shipped weights in ``saved_models/`` (e.g. ``"timbre"``).
         **overrides: constructor arguments replacing the recipe's ``[model]`` values.
 

@@ -1,4 +1,4 @@
-"""RAVE: a realtime waveform VAE with a 16-band PQMF and two-stage training (seed 001).
+"""RAVE: a realtime waveform VAE with a 16-band PQMF and two-stage training.
 
 Signal path (reimplemented from Caillon & Esling 2021, "RAVE: A variational
 autoencoder for fast and high-quality neural audio synthesis")::

@@ -1,4 +1,5 @@
-"""TraVeLGAN as MelGAN-VC applies it to spectrograms (seed 002; Pasini 2019, Amodio 2019).
+"""TraVeLGAN as MelGAN-VC applies it to spectrograms (Pasini 2019, "MelGAN-VC"; Amodio &
+Krishnaswamy 2019, "TraVeLGAN: Image-to-image translation by transformation vector learning").
 
 Unpaired translation of domain A (the dataset's first domain) into domain B on
 normalised log-mel features ``[batch, frames, n_mels]``:

@@ -1,4 +1,5 @@
-"""Spectrogram autoencoder and VAE (seeds 001, 003, 004).
+"""Spectrogram autoencoder and VAE (Kingma & Welling 2014, "Auto-Encoding Variational Bayes";
+Itakura-Saito likelihood after Fevotte et al. 2009 and Sadok et al. 2023).
 
 Waveform -> log-mel front-end -> 1-D convolutional encoder over time (mel bands as
 channels, ``2 ** num_downsamples`` frames per latent vector) -> Gaussian posterior ->

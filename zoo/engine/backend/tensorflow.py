@@ -4,17 +4,8 @@ to skip scheduled-out objectives."""
 import tensorflow as tf
 from keras import ops
 
-
-def call_inference(model, method, args, kwargs):
-    return method(model, *args, **kwargs)
-
-
-def sync_state(model):
-    """Nothing to do: TF's ``fit`` updates the variables in place."""
-
-
-def make_adversarial_train_function(model, force):
-    return None
+from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
+    adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
 
 
 def adversarial_train_step(model, args):
@@ -48,7 +39,3 @@ def adversarial_train_step(model, args):
     model.adversarial_step.assign_add(1)
     model.optimizer.iterations.assign_add(1)
     return model._logs()
-
-
-def adversarial_test_step(model, args):
-    return model._stateful_test_step(model._unpack(args[-1]))

@@ -1,0 +1,19 @@
+"""What TensorFlow and torch share: variables are updated in place (no state pytree to
+sync), inference runs as written, and the test step evaluates objectives statefully."""
+
+
+def call_inference(model, method, args, kwargs):
+    return method(model, *args, **kwargs)
+
+
+def sync_state(model):
+    """Nothing to do: ``fit`` updates the variables in place."""
+
+
+def make_adversarial_train_function(model, force):
+    """Keep Keras' own train function."""
+    return None
+
+
+def adversarial_test_step(model, args):
+    return model._stateful_test_step(model._unpack(args[-1]))
