@@ -62,14 +62,19 @@ def test_gaussian_sampler_modes():
 
 
 def _dependence(apply, shape):
-    """dep[p, i, j]: whether output (i, j) changes when input pixel p is perturbed."""
+    """dep[p, i, j]: whether output (i, j) changes when input pixel p is perturbed.
+
+    Identical rows of a batch can differ by float rounding (up to ~1e-6 on some CPU
+    kernels) where a real dependence moves the output by O(1), so "changes" means by
+    more than 1e-4 of the largest change."""
     h, w, c = shape
     x = RNG.normal(size=(1, h, w, c)).astype("float32")
     batch = np.repeat(x, h * w + 1, axis=0)
     for p in range(h * w):
         batch[p + 1, p // w, p % w] += 1.0
     y = _np(apply(batch))
-    return (np.abs(y[1:] - y[:1]).sum(-1) > 0).reshape(h * w, h * w)
+    change = np.abs(y[1:] - y[:1]).sum(-1)
+    return (change > 1e-4 * change.max()).reshape(h * w, h * w)
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
