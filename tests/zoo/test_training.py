@@ -140,3 +140,20 @@ def test_trains_without_tensorflow_on_jax_and_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok 2 (1, 3000)" in proc.stdout
     assert (tmp_path / "run" / "samples" / "epoch_001" / "spectrogram_0.png").is_file()
+
+
+def test_resume_of_a_complete_run_finishes_and_a_stale_state_is_caught(tmp_path, capsys):
+    """A kill after the last checkpoint (no model.keras) resumes to a finished run; a kill
+    between checkpoint.keras and state.json resumes from the checkpoint's own step."""
+    run = tmp_path / "run"
+    train("ae", tiny=True, steps=4, out=run, verbose=0, samples=False, overrides=FAST)
+    (run / "model.keras").unlink()
+    done = train(out=run, resume=True, steps=4, verbose=1, samples=False)
+    assert done.step == 4 and (run / "model.keras").is_file()
+    assert "is complete (step 4)" in capsys.readouterr().out
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "step": 2}))  # the kill's leftover
+    resumed = train(out=run, resume=True, steps=6, verbose=1, samples=False)
+    assert "holds step 4; resuming from 4" in capsys.readouterr().out
+    assert resumed.step == 6
+    assert int(keras.ops.convert_to_numpy(resumed.model.optimizer.iterations)) == 6

@@ -158,6 +158,7 @@ class AdversarialModel(ZooModel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._adversarial = None  # what compile() resolved (_Compiled)
         self.adversarial_step = self.add_weight(shape=(), initializer="zeros", dtype="int",
                                                 trainable=False, name="adversarial_step")
 
@@ -257,7 +258,7 @@ class AdversarialModel(ZooModel):
                      jit_compile=train.get("jit_compile", "auto"))
 
     def get_compile_config(self):
-        if not getattr(self, "_adversarial", None):
+        if self._adversarial is None:
             return {}
         comp = self._adversarial
         return {"optimizer": {name: keras.optimizers.serialize(opt)
@@ -271,6 +272,11 @@ class AdversarialModel(ZooModel):
                                for name, cfg in config["optimizer"].items()}
         self.compile(**config)
 
+    def trained_steps(self):
+        """Batches trained on: the ``adversarial_step`` counter (a model weight, so it
+        survives recompiles at stage switches, where optimizers start afresh)."""
+        return int(ops.convert_to_numpy(self.adversarial_step))
+
     # ---------------------------------------------------------- introspection
     def objective_optimizer(self, name):
         """The optimizer of objective ``name`` (its ``iterations``, ``variables``...)."""
@@ -283,11 +289,11 @@ class AdversarialModel(ZooModel):
 
     @property
     def metrics(self):
-        comp = getattr(self, "_adversarial", None)
+        comp = self._adversarial
         return super().metrics + (comp.all_trackers() if comp else [])
 
     def _compiled(self):
-        comp = getattr(self, "_adversarial", None)
+        comp = self._adversarial
         if comp is None:
             raise RuntimeError(f"{type(self).__name__} is not compiled; call compile() first")
         return comp

@@ -145,6 +145,13 @@ class ZooModel(SeedStateMixin, keras.Model):
         (so the trainer writes a fresh checkpoint)."""
         return False
 
+    def trained_steps(self):
+        """Training steps taken, as stored with the weights (``None`` when unknown):
+        the optimizer's iteration count; the trainer checks ``state.json`` against it."""
+        if not self.compiled or self.optimizer is None:
+            return None
+        return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
+
     def weights_finite(self):
         """True when every floating-point variable is finite (no NaN/Inf)."""
         import numpy as np

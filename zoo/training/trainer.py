@@ -149,7 +149,7 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         recipe = registry.with_overrides(registry.validate_recipe(recipe), overrides,
                                          sections=("train", "data"))
         model = registry.load_saved(run_dir / registry.RUN_CHECKPOINT)
-        start = int(state["step"])
+        start = _checkpoint_step(model, state, run_dir, verbose)
     else:
         if name is None:
             raise ZooError("name a model or recipe to train (see `zoo list`)")
@@ -184,6 +184,8 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     if model is None:  # bad model options fail here, before any data is decoded
         keras.utils.set_random_seed(data_cfg["seed"])  # reproducible initialisation
         model = registry.build(recipe)
+    if resume and start >= total:
+        return _already_complete(model, run_dir, start, verbose)
     if model.fitting is Fitting.NONE:
         raise ZooError(f"{recipe['model']} has nothing to train: it fits each input when it is "
                        "used (see `zoo --help`)")
@@ -246,6 +248,32 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         checkpoint.save(history.get("loss", [None])[-1])
     atomic_save_model(model, run_dir / registry.RUN_FINAL)
     return TrainResult(run_dir=run_dir, model=model, history=history, step=checkpoint.step)
+
+
+def _checkpoint_step(model, state, run_dir, verbose):
+    """The global step a checkpoint holds: its optimizer's iteration count (written in
+    the same file as the weights), which wins over ``state.json`` if a kill fell between
+    the two writes."""
+    step = int(state["step"])
+    iterations = model.trained_steps()
+    if iterations is not None and iterations != step:
+        if verbose:
+            print(f"[zoo] {run_dir}: state.json says step {step} but the checkpoint holds "
+                  f"step {iterations}; resuming from {iterations}", flush=True)
+        return iterations
+    return step
+
+
+def _already_complete(model, run_dir, step, verbose):
+    """Resuming a run that reached its last step: write ``model.keras`` if a kill
+    prevented it, and say so."""
+    final = run_dir / registry.RUN_FINAL
+    if not final.is_file():
+        atomic_save_model(model, final)
+    if verbose:
+        print(f"[zoo] {run_dir} is complete (step {step}); {final} is written. Pass a "
+              "larger --steps to train on.", flush=True)
+    return TrainResult(run_dir=run_dir, model=model, history={}, step=step)
 
 
 def _fit_closed_form(model, context, total):

@@ -62,7 +62,7 @@ def make_adversarial_train_function(model, force):
     "critic every batch, generator every 3rd"). Eager and distributed runs and
     single-phase schedules keep Keras' own train function (returns ``None``).
     """
-    comp = getattr(model, "_adversarial", None)
+    comp = model._adversarial
     if (comp is None or model.run_eagerly or not model.jit_compile
             or all(o.every == 1 for o in comp.objectives)):
         return None
