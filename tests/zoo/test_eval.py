@@ -314,7 +314,7 @@ def test_models_and_folders_that_do_not_fit(tmp_path):
     root = _folder(tmp_path / "data")
     kw = dict(write=False, cache_dir=tmp_path / "cache")
     with pytest.raises(ZooError, match="nothing to evaluate"):
-        evaluate(type("Nothing", (), {"sample_rate": SR})(), str(root), **kw)
+        evaluate(type("Nothing", (Declared,), {"sample_rate": SR})(), str(root), **kw)
     with pytest.raises(ZooError, match="one sub-folder per domain"):
         evaluate(IdentityConverter(), str(root / "dark"), **kw)
     with pytest.raises(ZooError, match="no domain 'brass'"):
