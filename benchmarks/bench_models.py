@@ -46,6 +46,7 @@ from benchmarks._common import (BACKEND, TF_REFERENCE_SKIPPED, PeakMemory, block
                                 median_time, no_grad, results_path, run_device, script_report,
                                 set_torch_threads, tf_references)
 from benchmarks._records import record  # noqa: E402
+from zoo.engine import Fitting  # noqa: E402
 from zoo.eval.metrics import real_time_factor  # noqa: E402
 
 #: model -> "module:function" returning references measured in this run:
@@ -64,6 +65,7 @@ INFERENCE = {
     "reconstruct": lambda model, wave: model.reconstruct(wave[None]),
     "convert": lambda model, wave: model.convert(wave[None]),
     "sample": lambda model, wave: model.sample(1, int(wave.shape[-1])),
+    "stylize": lambda model, wave: model.stylize(wave, wave[::-1].copy()).audio,
 }
 
 
@@ -125,7 +127,7 @@ def measure_inference(model, sample_rate, seconds, runs):
     """(x real time, method name): median of ``runs`` calls after a warm-up, or (None, None)
     when the model has none of the :data:`INFERENCE` methods."""
     for name, call in INFERENCE.items():
-        if hasattr(model, name):
+        if model.supports(name):
             break
     else:
         return None, None
@@ -175,12 +177,15 @@ def run_model(name, quick=False, tiny=None, steps=None, runs=None, seconds=None,
     recipe = registry.load_recipe(name, tiny=tiny)
     keras.utils.set_random_seed(int(recipe["data"].get("seed", 0)))
     model = registry.build(recipe)
-    compile_model(model, recipe["train"])
     config = {"model": name, "config": "tiny" if tiny else "recipe"}
-
-    rate, memory, settings = measure_training(model, recipe, steps, runs)
-    settings = {**config, **settings}
-    samples = settings["batch_size"] * settings["crop_length"] * settings["domains"]
+    trains = model.fitting is Fitting.GRADIENT
+    if trains:
+        compile_model(model, recipe["train"])
+        rate, memory, settings = measure_training(model, recipe, steps, runs)
+        settings = {**config, **settings}
+        samples = settings["batch_size"] * settings["crop_length"] * settings["domains"]
+    else:  # fitted in closed form or not at all: inference only
+        settings = {**config, "params": int(model.count_params())}
     sample_rate = int(getattr(model, "sample_rate", recipe["model_config"].get("sample_rate",
                                                                                16000)))
     rtf, method = measure_inference(model, sample_rate, seconds, min(runs, 3))
@@ -205,14 +210,14 @@ def run_model(name, quick=False, tiny=None, steps=None, runs=None, seconds=None,
                       "published": ref[2], "note": ref[3]}
         return record(rec_name, value, unit, settings=settings, **kwargs)
 
-    records = [
+    records = [] if not trains else [
         with_ref(f"{name}: training", rate, "steps/s", "train", settings),
         with_ref(f"{name}: training", rate * samples, "samples/s", "train", settings,
                  scale=samples),
         record(f"{name}: training peak memory (host RSS above start)", memory.host_mib, "MiB",
                settings={**settings, "exact_high_water_mark": memory.host_exact}),
     ]
-    if memory.device_mib is not None:
+    if trains and memory.device_mib is not None:
         records.append(record(f"{name}: training peak memory (GPU)", memory.device_mib, "MiB",
                               settings=settings))
     if method is not None:

@@ -83,7 +83,9 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
         n_iter: iterations.
         momentum: fast Griffin-Lim momentum (0.99 as librosa).
         length: output samples (default ``(frames - 1) * hop_length``).
-        init: ``"zeros"`` (zero phase, deterministic) or ``"random"`` phase.
+        init: ``"zeros"`` (zero phase, deterministic), ``"random"`` phase, or the
+            initial phase itself in radians (a tensor shaped like ``magnitude``,
+            e.g. another signal's STFT phase).
         seed: int or ``keras.random.SeedGenerator`` for ``init="random"``.
 
     Returns:
@@ -94,7 +96,10 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
         frames = magnitude.shape[1]
         frames = ops.shape(magnitude)[1] if frames is None else frames
         length = (frames - 1) * hop_length
-    if init == "random":
+    if not isinstance(init, str):
+        phase = ops.cast(init, "float32")
+        angle_re, angle_im = ops.cos(phase), ops.sin(phase)
+    elif init == "random":
         phase = keras.random.uniform(ops.shape(magnitude), 0.0, 2.0 * np.pi, seed=seed)
         angle_re, angle_im = ops.cos(phase), ops.sin(phase)
     elif init == "zeros":

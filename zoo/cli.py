@@ -260,6 +260,47 @@ def _demo_conversion(folder):
     return folder
 
 
+FEATURES = {"random": {}, "multiscale": {"widths": [3, 11, 31]}}
+
+
+def _cmd_stylize(args):
+    import time
+
+    import zoo
+    from zoo.audio.plots import save_spectrograms
+    from zoo.data import write_audio
+    from zoo.engine import Capability
+
+    overrides = dict(FEATURES[args.features])
+    if args.filters:
+        overrides["filters"] = args.filters
+    if overrides and Path(args.model).suffix == ".keras":
+        raise ZooError("--features/--filters choose a recipe's extractor; a .keras model "
+                       "keeps its own")
+    model = zoo.load(args.model, **overrides) if overrides else zoo.load(args.model)
+    model.require(Capability.STYLIZE, "stylize audio")
+    style = _load_wave(args.style, model)
+    content = None if args.content == "-" else _load_wave(args.content, model)
+    start = time.time()
+    try:
+        result = model.stylize(content, style, content_weight=args.content_weight,
+                               style_weight=args.style_weight, iterations=args.iterations,
+                               optimizer=args.optimizer, init=args.init, phase=args.phase,
+                               seconds=args.seconds, progress=True)
+    except ValueError as err:
+        raise ZooError(f"stylize: {err}") from None
+    write_audio(args.output, result.audio, model.sample_rate)
+    png = Path(args.png) if args.png else Path(args.output).with_suffix(".png")
+    panels = {"style": style, "result": result.audio}
+    if content is not None:
+        panels = {"content": content, **panels}
+    save_spectrograms(png, panels, model.sample_rate)
+    first, last = result.style_distance
+    print(f"wrote {args.output} ({len(result.audio) / model.sample_rate:.2f} s) and {png} in "
+          f"{time.time() - start:.1f} s; style distance {first:.4g} -> {last:.4g} "
+          f"({first / max(last, 1e-30):.1f}x lower)")
+
+
 def _cmd_eval(args):
     from zoo.eval.runner import evaluate, format_table
 
@@ -375,6 +416,26 @@ def build_parser():
     p.add_argument("--steps", type=int, default=DEMO_STEPS)
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("stylize", help="render a content clip with a style clip's texture "
+                       "(Gatys / Ulyanov-Lebedev style transfer); content '-' = texture synthesis")
+    p.add_argument("content", help="content audio file, or - for texture synthesis")
+    p.add_argument("style", help="style audio file")
+    p.add_argument("output", help="output .wav (a PNG of the spectrograms goes beside it)")
+    p.add_argument("--model", default="style_transfer", help="recipe, preset or .keras file")
+    p.add_argument("--content-weight", type=float, help="weight of the content loss "
+                   "(recipe: 1e-2); larger keeps more of the content")
+    p.add_argument("--style-weight", type=float, help="weight of the Gram (style) loss")
+    p.add_argument("--iterations", type=int, help="optimiser iterations (recipe: 300)")
+    p.add_argument("--features", choices=sorted(FEATURES), default="random",
+                   help="random: one random conv of width 11; multiscale: widths 3, 11, 31")
+    p.add_argument("--filters", type=int, help="random filters per layer (recipe: 4096)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"])
+    p.add_argument("--init", choices=["noise", "content"])
+    p.add_argument("--phase", choices=["random", "content"], help="Griffin-Lim's start")
+    p.add_argument("--seconds", type=float, help="texture synthesis: output duration")
+    p.add_argument("--png", help="spectrogram PNG path (default: output with .png)")
+    p.set_defaults(func=_cmd_stylize)
 
     _add_eval_parser(sub)
     return parser

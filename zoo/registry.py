@@ -27,6 +27,7 @@ _MODELS = {
     "vae": "zoo.models.vae:SpectrogramVAE",
     "travelgan": "zoo.models.travelgan:TraVeLGAN",
     "rave": "zoo.models.rave:RAVE",
+    "style_transfer": "zoo.models.style_transfer:StyleTransfer",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

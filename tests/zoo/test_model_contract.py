@@ -93,6 +93,15 @@ def test_every_capability_takes_any_length(model, length):
         y = numpy(model.interpolate(x, 0.5 * x, 3))
         assert y.shape[0] == 3 and np.all(np.isfinite(y))
         checked += 1
+    if model.supports(Capability.STYLIZE):
+        style = _signal(max(length, 2048), model.sample_rate, seed=3)[::-1].copy()
+        if length < model.n_fft:
+            with pytest.raises(ValueError, match="content is .* samples long"):
+                model.stylize(x, style, iterations=2)
+        else:
+            y = model.stylize(x, style, iterations=2).audio
+            assert y.shape == (length,) and np.all(np.isfinite(y))
+        checked += 1
     assert checked, "the model declares no capability this test can exercise"
 
 

@@ -35,6 +35,8 @@ class Capability(str, enum.Enum):
     PAIRED_DOMAINS = "paired_domains"
     #: ``audio_examples(clips) -> {label: [n, samples]}`` for listening during training.
     EXAMPLES = "examples"
+    #: ``stylize(content, style, ...)``: the content re-rendered with the style's texture.
+    STYLIZE = "stylize"
 
     def __str__(self):
         return self.value
@@ -66,6 +68,7 @@ REQUIRED_METHODS = {
     Capability.LATENT_PCA: ("latent_pca", "fit_latent_pca", "fidelity_report"),
     Capability.PAIRED_DOMAINS: ("split_domains",),
     Capability.EXAMPLES: ("audio_examples",),
+    Capability.STYLIZE: ("stylize",),
 }
 
 #: What ``Fitting.CLOSED_FORM`` models must define.

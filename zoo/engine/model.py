@@ -167,6 +167,14 @@ class ZooModel(SeedStateMixin, keras.Model):
         backend.current().sync_state(self)
 
 
+def compile_value_and_grad(fn):
+    """Compile ``fn(x, *constants) -> (loss, {name: scalar})`` (written in ``keras.ops``)
+    into ``(x, *constants) -> (float loss, numpy gradient wrt x, {name: float})`` on the
+    active backend: for optimisers that run outside Keras (scipy's L-BFGS) and for
+    optimising inputs rather than weights (style transfer, inversion)."""
+    return backend.current().value_and_grad(fn)
+
+
 def check_positive(**values):
     """Raise ``ValueError`` naming the first argument that is not a positive number
     (constructors call this, so a recipe's ``latent_dim = -3`` is a one-line error)."""

@@ -6,6 +6,9 @@ Each module defines:
 * ``call_inference(model, method, args, kwargs)``: run an ``@inference`` method,
   compiled where the backend allows;
 * ``sync_state(model)``: make variables current after ``fit``;
+* ``value_and_grad(fn)``: compile ``fn(x, *constants) -> (loss, {name: scalar})`` into
+  a function of numpy arrays returning ``(float loss, numpy d loss / d x, {name:
+  float})`` (for optimisers that run outside Keras, e.g. scipy's L-BFGS);
 * ``adversarial_train_step(model, args)`` / ``adversarial_test_step(model, args)``:
   the several-objectives step of :class:`zoo.engine.AdversarialModel`;
 * ``make_adversarial_train_function(model, force)``: a custom train function, or

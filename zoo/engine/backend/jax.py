@@ -45,6 +45,17 @@ def call_inference(model, method, args, kwargs):
     return cache[key]([v.value for v in model.variables], arrays)
 
 
+def value_and_grad(fn):
+    """``fn(x, *constants) -> (loss, {name: scalar})`` -> jitted ``(loss, grad, aux)``."""
+    compiled = jax.jit(jax.value_and_grad(fn, has_aux=True))
+
+    def call(x, *constants):
+        (loss, aux), grad = compiled(jnp.asarray(x), *constants)
+        return float(loss), np.asarray(grad), {k: float(v) for k, v in aux.items()}
+
+    return call
+
+
 def sync_state(model):
     """Write the values ``fit`` keeps in its state pytree back into the variables."""
     model.jax_state_sync()

@@ -8,6 +8,22 @@ from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
     adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
 
 
+def value_and_grad(fn):
+    """``fn(x, *constants) -> (loss, aux)`` -> ``tf.function`` ``(loss, grad, aux)`` on numpy."""
+    @tf.function(reduce_retracing=True)
+    def compiled(x, *constants):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss, aux = fn(x, *constants)
+        return loss, tape.gradient(loss, x), aux
+
+    def call(x, *constants):
+        loss, grad, aux = compiled(tf.convert_to_tensor(x), *constants)
+        return float(loss), grad.numpy(), {k: float(v) for k, v in aux.items()}
+
+    return call
+
+
 def adversarial_train_step(model, args):
     data = model._unpack(args[-1])
     comp = model._adversarial

@@ -8,6 +8,21 @@ from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
     adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
 
 
+def value_and_grad(fn):
+    """``fn(x, *constants) -> (loss, aux)`` -> ``(loss, grad, aux)`` on numpy (autograd)."""
+    from keras.src.backend.torch.core import get_device
+
+    def call(x, *constants):
+        x = torch.tensor(x, device=get_device(), requires_grad=True)
+        with torch.enable_grad():
+            loss, aux = fn(x, *constants)
+            loss.backward()
+        aux = {k: float(v.detach().cpu()) for k, v in aux.items()}
+        return float(loss.detach().cpu()), x.grad.detach().cpu().numpy(), aux
+
+    return call
+
+
 def adversarial_train_step(model, args):
     data = model._unpack(args[-1])
     comp = model._adversarial
