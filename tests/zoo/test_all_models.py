@@ -40,7 +40,7 @@ def test_default_recipe_builds_and_declares_serving(name):
     recipe = registry.load_recipe(name)
     assert recipe["model"] == name
     model = registry.build(recipe)
-    assert model.count_params() > 0
+    assert model.count_params() > 0 or model.fitting is Fitting.NONE  # nothing learned
     assert "forward" in model.serving_endpoints()
 
 
