@@ -96,9 +96,9 @@ def run(seconds=10.0, filters=4096, iterations=10, runs=3):
     tensors = [ops.convert_to_tensor(t) for t in [feats[-1]] + grams + kernels]
     weights = np.asarray([model.content_weight, model.style_weight], np.float32)
     x = (spec + 1e-3 * np.random.default_rng(0).standard_normal(spec.shape)).astype("float32")
-    ours = model._compiled_objective()
-    objective = _objective_of(model)
-    eager = eager_value_and_grad(objective)
+    extractor = model.extractor()
+    ours = model._compiled_objective(extractor)
+    eager = eager_value_and_grad(model.objective(extractor))
     x_t = ops.convert_to_tensor(x)
     t_ours = median_time(lambda: ours(x_t, weights, *tensors), runs)
     t_eager = median_time(lambda: eager(x_t, weights, *tensors), runs)
@@ -106,7 +106,8 @@ def run(seconds=10.0, filters=4096, iterations=10, runs=3):
     loss_eager, grad_eager = eager(x_t, weights, *tensors)
     agree = float(np.max(np.abs(grad_ours - grad_eager)) / max(np.max(np.abs(grad_eager)), 1e-30))
     start = time.perf_counter()
-    model._optimise(spec[0], spec[0], grams, kernels, (model.content_weight, model.style_weight),
+    model._optimise(extractor, spec[0], spec[0], grams, (model.content_weight,
+                                                         model.style_weight),
                     iterations, "lbfgs", None, 0)
     per_iteration = (time.perf_counter() - start) / iterations
     settings = {"audio_s": seconds, "sample_rate": SR, "n_fft": model.n_fft,
@@ -128,21 +129,6 @@ def run(seconds=10.0, filters=4096, iterations=10, runs=3):
                reference_name=eager_name + ", one evaluation per iteration",
                note="300 iterations: see seconds_300_iterations_* in settings"),
     ]
-
-
-def _objective_of(model):
-    """The model's objective as a plain function (the one its compiled version wraps)."""
-    n_feats = len(model.widths) * model.depth
-
-    def objective(x, weights, *tensors):
-        n_content = len(tensors) - 2 * n_feats
-        content_t = list(tensors[:n_content]) or None
-        grams = tensors[n_content:n_content + n_feats]
-        kernels = tensors[n_content + n_feats:]
-        content, style = model._loss_terms(x, content_t, grams, kernels)
-        return weights[0] * content + weights[1] * style, {"content": content, "style": style}
-
-    return objective
 
 
 def main(argv=None):

@@ -279,6 +279,12 @@ def _cmd_stylize(args):
                        "keeps its own")
     model = zoo.load(args.model, **overrides) if overrides else zoo.load(args.model)
     model.require(Capability.STYLIZE, "stylize audio")
+    feature_model = None
+    if args.feature_model:
+        from zoo import registry
+
+        feature_model = registry.load_saved(args.feature_model)
+        feature_model.require(Capability.FEATURE_MAPS, "provide features for style transfer")
     style = _load_wave(args.style, model)
     content = None if args.content == "-" else _load_wave(args.content, model)
     start = time.time()
@@ -286,7 +292,8 @@ def _cmd_stylize(args):
         result = model.stylize(content, style, content_weight=args.content_weight,
                                style_weight=args.style_weight, iterations=args.iterations,
                                optimizer=args.optimizer, init=args.init, phase=args.phase,
-                               seconds=args.seconds, progress=True)
+                               seconds=args.seconds, feature_model=feature_model,
+                               progress=True)
     except ValueError as err:
         raise ZooError(f"stylize: {err}") from None
     write_audio(args.output, result.audio, model.sample_rate)
@@ -430,6 +437,8 @@ def build_parser():
     p.add_argument("--features", choices=sorted(FEATURES), default="random",
                    help="random: one random conv of width 11; multiscale: widths 3, 11, 31")
     p.add_argument("--filters", type=int, help="random filters per layer (recipe: 4096)")
+    p.add_argument("--feature-model", help="a trained run / .keras whose learned feature maps "
+                   "replace the random ones (e.g. a vae run)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"])
     p.add_argument("--init", choices=["noise", "content"])
     p.add_argument("--phase", choices=["random", "content"], help="Griffin-Lim's start")

@@ -93,6 +93,10 @@ def test_every_capability_takes_any_length(model, length):
         y = numpy(model.interpolate(x, 0.5 * x, 3))
         assert y.shape[0] == 3 and np.all(np.isfinite(y))
         checked += 1
+    if model.supports(Capability.FEATURE_MAPS):
+        maps = model.feature_maps(model.frontend(model.frontend.pad_input(x[None])))
+        assert maps and all(len(m.shape) == 3 and m.shape[0] == 1 for m in maps)
+        checked += 1
     if model.supports(Capability.STYLIZE):
         style = _signal(max(length, 2048), model.sample_rate, seed=3)[::-1].copy()
         if length < model.n_fft:

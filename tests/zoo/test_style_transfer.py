@@ -139,3 +139,18 @@ def test_cli_writes_audio_and_a_spectrogram_png(tmp_path, capsys):
     assert (tmp_path / "out.wav").stat().st_size > 1000
     assert (tmp_path / "out.png").stat().st_size > 1000
     assert "style distance" in capsys.readouterr().out
+
+
+def test_a_trained_models_feature_maps_can_replace_the_random_ones(tmp_path, capsys):
+    """Features from a zoo model that supports FEATURE_MAPS (a spectrogram VAE): the
+    representation becomes its log-mel front-end; the style distance still falls."""
+    vae = zoo.load("vae", n_mels=32, channels=16, latent_dim=4)
+    t = np.arange(SR) / SR
+    content = (0.3 * np.sin(2 * np.pi * 220 * t)).astype("float32")
+    style = (0.3 * np.sign(np.sin(2 * np.pi * 330 * t))).astype("float32")
+    result = tiny(iterations=8).stylize(content, style, feature_model=vae)
+    assert result.audio.shape == content.shape and np.all(np.isfinite(result.audio))
+    assert result.spectrogram.shape[1] == 32  # the VAE's mel bands
+    assert result.style_distance[1] < result.style_distance[0]
+    with pytest.raises(zoo.ZooError, match="cannot provide features"):
+        tiny().stylize(content, style, feature_model=tiny())

@@ -37,6 +37,9 @@ class Capability(str, enum.Enum):
     EXAMPLES = "examples"
     #: ``stylize(content, style, ...)``: the content re-rendered with the style's texture.
     STYLIZE = "stylize"
+    #: ``feature_maps(features) -> [maps [B, frames, C], ...]``: learned feature maps of the
+    #: model's own normalised log-mel features (``frontend``), e.g. for style transfer.
+    FEATURE_MAPS = "feature_maps"
 
     def __str__(self):
         return self.value
@@ -69,6 +72,7 @@ REQUIRED_METHODS = {
     Capability.PAIRED_DOMAINS: ("split_domains",),
     Capability.EXAMPLES: ("audio_examples",),
     Capability.STYLIZE: ("stylize",),
+    Capability.FEATURE_MAPS: ("feature_maps",),
 }
 
 #: What ``Fitting.CLOSED_FORM`` models must define.

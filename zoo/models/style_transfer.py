@@ -199,13 +199,6 @@ class StyleTransfer(ZooModel):
                                            self.seed)
         return self._kernels
 
-    def _kernel_tensors(self):
-        return [ops.convert_to_tensor(k) for stack in self.kernels() for k in stack]
-
-    def _stacks(self, flat):
-        it = iter(flat)
-        return [[next(it) for _ in range(self.depth)] for _ in self.widths]
-
     def spectrogram(self, waveform):
         """Waveforms ``[B, samples]`` -> the representation ``[B, frames, bins]``."""
         magnitude = stft_magnitude(ops.convert_to_tensor(waveform, "float32"), self.n_fft,
@@ -223,43 +216,49 @@ class StyleTransfer(ZooModel):
 
     def features(self, spectrogram):
         """The representation ``[B, frames, bins]`` -> every random layer's features."""
-        return random_features(spectrogram, self._stacks(self._kernel_tensors()))
+        ex = _RandomFeatures(self)
+        return ex.maps(spectrogram, ex.params())
 
     def call(self, waveform):
         """Waveforms -> the last random layer's features (the exported ``forward``)."""
         return self.features(self.spectrogram(waveform))[-1]
 
+    def extractor(self, feature_model=None):
+        """The feature extractor :meth:`stylize` uses: the random convolutions, or a
+        trained zoo model's feature maps (it must support ``Capability.FEATURE_MAPS``;
+        the representation is then that model's log-mel front-end)."""
+        return _RandomFeatures(self) if feature_model is None else _ModelFeatures(feature_model)
+
     # ----------------------------------------------------------- objective
-    def _loss_terms(self, x, content_targets, style_targets, kernels):
-        feats = random_features(x, self._stacks(kernels))
-        last = [f for i, f in enumerate(feats) if (i + 1) % self.depth == 0]
-        style = style_distance(style_targets, feats)
-        if content_targets is None:
-            content = ops.zeros(())
-        else:
-            content = 2.0 * ops.sum(content_loss(content_targets, last, form="gatys"))
-        return content, style
+    def objective(self, extractor):
+        """``(x, weights, *content targets, *Gram targets, *params) -> (loss, {content,
+        style})`` in ``keras.ops`` for ``extractor`` (uncompiled)."""
+        n_grams, n_params = extractor.num_maps, len(extractor.params())
 
-    def _compiled_objective(self):
-        if self._objective is None:
-            n_feats = len(self.widths) * self.depth
+        def objective(x, weights, *tensors):
+            n_content = len(tensors) - n_grams - n_params
+            content_t = list(tensors[:n_content])
+            grams = tensors[n_content:n_content + n_grams]
+            maps = extractor.maps(x, tensors[n_content + n_grams:])
+            style = style_distance(grams, maps)
+            if content_t:
+                content = 2.0 * ops.sum(content_loss(
+                    content_t, [maps[i] for i in extractor.content_layers], form="gatys"))
+            else:
+                content = ops.zeros(())
+            return weights[0] * content + weights[1] * style, {"content": content, "style": style}
 
-            def objective(x, weights, *tensors):
-                """``tensors``: content targets (one per branch; empty for texture),
-                style Gram targets (one per layer), kernels."""
-                n_content = len(tensors) - n_feats - len(self.widths) * self.depth
-                content_t = list(tensors[:n_content]) or None
-                grams = tensors[n_content:n_content + n_feats]
-                kernels = tensors[n_content + n_feats:]
-                content, style = self._loss_terms(x, content_t, grams, kernels)
-                total = weights[0] * content + weights[1] * style
-                return total, {"content": content, "style": style}
+        return objective
 
-            self._objective = compile_value_and_grad(objective)
-        return self._objective
+    def _compiled_objective(self, extractor):
+        """:meth:`objective`, compiled once per extractor."""
+        cache = self.__dict__.setdefault("_objectives", {})
+        if extractor.key not in cache:
+            cache[extractor.key] = compile_value_and_grad(self.objective(extractor))
+        return cache[extractor.key]
 
     # --------------------------------------------------------------- stylize
-    def _prepare(self, waveform, sample_rate, what):
+    def _prepare(self, waveform, sample_rate, what, n_fft):
         from zoo.data.audio import resample
 
         x = np.asarray(waveform, np.float32)
@@ -270,21 +269,22 @@ class StyleTransfer(ZooModel):
                              f"{np.shape(waveform)}")
         if sample_rate and int(sample_rate) != self.sample_rate:
             x = resample(x, int(sample_rate), self.sample_rate).astype("float32")
-        if x.size < self.n_fft:
+        if x.size < n_fft:
             raise ValueError(f"{what} is {x.size} samples long; it needs at least one FFT "
-                             f"window ({self.n_fft} samples at {self.sample_rate} Hz)")
+                             f"window ({n_fft} samples at {self.sample_rate} Hz)")
         if float(np.max(np.abs(x))) < 1e-6:
             raise ValueError(f"{what} is silent")
         return x
 
-    def style_statistics(self, style):
+    def style_statistics(self, style, feature_model=None):
         """Gram matrices (normalised by frames) of the style clip's features, per layer."""
-        feats = self.features(self.spectrogram(style[None]))
-        return [gram_matrix(f, normalize=True) for f in feats]
+        ex = self.extractor(feature_model)
+        maps = ex.maps(ex.spectrogram(ops.convert_to_tensor(style)[None]), ex.params())
+        return [gram_matrix(f, normalize=True) for f in maps]
 
     def stylize(self, content, style, content_weight=None, style_weight=None, iterations=None,
                 optimizer=None, init=None, phase=None, seconds=None, sample_rate=None,
-                progress=False):
+                feature_model=None, progress=False):
         """Render ``content`` with the texture of ``style``.
 
         Args:
@@ -294,6 +294,8 @@ class StyleTransfer(ZooModel):
                 the model's settings for this call.
             seconds: output duration for texture synthesis (default: the style's).
             sample_rate: rate of ``content`` and ``style`` (default: the model's).
+            feature_model: a trained zoo model supporting ``Capability.FEATURE_MAPS``
+                (e.g. a spectrogram VAE) whose feature maps replace the random ones.
             progress: show a progress bar with the content and style losses.
 
         Returns:
@@ -310,70 +312,71 @@ class StyleTransfer(ZooModel):
         if optimizer not in OPTIMIZERS or init not in INITS or phase not in PHASES:
             raise ValueError(f"optimizer in {OPTIMIZERS}, init in {INITS}, phase in {PHASES}; "
                              f"got {optimizer!r}, {init!r}, {phase!r}")
-        style = self._prepare(style, sample_rate, "style")
+        ex = self.extractor(feature_model)
+        style = self._prepare(style, sample_rate, "style", ex.n_fft)
         texture = content is None
         if texture:
             cw, init, phase = 0.0, "noise", "random"
             length = int(round((seconds or style.size / self.sample_rate) * self.sample_rate))
-            if length < self.n_fft:
-                raise ValueError(f"seconds must give at least {self.n_fft} samples")
+            if length < ex.n_fft:
+                raise ValueError(f"seconds must give at least {ex.n_fft} samples")
         else:
-            content = self._prepare(content, sample_rate, "content")
+            content = self._prepare(content, sample_rate, "content", ex.n_fft)
             length = content.size
-        style_spec = np.asarray(ops.convert_to_numpy(self.spectrogram(style[None])))[0]
-        grams = [np.asarray(ops.convert_to_numpy(g)) for g in self.style_statistics(style)]
-        kernels = [np.asarray(k) for stack in self.kernels() for k in stack]
-        frames = 1 + length // self.hop_length
+        style_spec = np.asarray(ops.convert_to_numpy(ex.spectrogram(style[None])))[0]
+        grams = [np.asarray(ops.convert_to_numpy(g))
+                 for g in self.style_statistics(style, feature_model)]
+        frames = 1 + length // ex.hop_length
         content_spec = (None if texture else
-                        np.asarray(ops.convert_to_numpy(self.spectrogram(content[None])))[0])
-        seg = max(8, int(self.segment_seconds * self.sample_rate / self.hop_length))
+                        np.asarray(ops.convert_to_numpy(ex.spectrogram(content[None])))[0])
+        seg = max(8, int(self.segment_seconds * self.sample_rate / ex.hop_length))
         if frames <= seg:
-            starts, n_seg, width = [0], 1, frames
+            starts, width = [0], frames
         else:  # overlapping segments, hop = half a segment (crossfaded)
             width = seg - seg % 2
-            n_seg, padded = chunk_layout(frames, width, width // 2)
+            n_seg, _ = chunk_layout(frames, width, width // 2)
             starts = [i * (width // 2) for i in range(n_seg)]
         rng = np.random.default_rng(self.seed)
         outs, history, distance = [], None, None
-        bar = keras.utils.Progbar(iterations * n_seg, stateful_metrics=["content", "style"]) \
-            if progress else None
+        bar = keras.utils.Progbar(iterations * len(starts),
+                                  stateful_metrics=["content", "style"]) if progress else None
         for k, start in enumerate(starts):
+            target = None
             if content_spec is not None:
                 target = content_spec[start:start + width]
-                target = np.pad(target, ((0, width - len(target)), (0, 0)))
-            else:
-                target = None
+                target = np.pad(target, ((0, width - len(target)), (0, 0)),
+                                constant_values=ex.silence)
             if init == "content" and target is not None:
                 x0 = target.copy()
             else:
-                x0 = (1e-3 * rng.standard_normal((width, self.num_bins))).astype("float32")
-            x, hist = self._optimise(x0, target, grams, kernels, (cw, sw), iterations, optimizer,
+                x0 = (ex.silence + 1e-3 * rng.standard_normal((width, ex.num_bins))
+                      ).astype("float32")
+            x, hist = self._optimise(ex, x0, target, grams, (cw, sw), iterations, optimizer,
                                      bar, k * iterations)
             if history is None:
-                history = hist
-                distance = (hist[0][2], hist[-1][2])
+                history, distance = hist, (hist[0][2], hist[-1][2])
             outs.append(x)
-        if n_seg == 1:
+        if len(outs) == 1:
             spec = outs[0][:frames]
         else:
             joined = overlap_add(np.stack(outs)[None], width // 2, crossfade_window(width))
             spec = np.asarray(ops.convert_to_numpy(joined))[0][:frames]
-        audio = self._to_audio(spec, length, content if phase == "content" else None)
+        audio = self._to_audio(ex, spec, length, content if phase == "content" else None)
         return Stylized(audio=audio, spectrogram=spec, content_spectrogram=content_spec,
                         style_spectrogram=style_spec, history=history, style_distance=distance)
 
-    def _optimise(self, x0, content_target, grams, kernels, weights, iterations, optimizer, bar,
+    def _optimise(self, ex, x0, content_target, grams, weights, iterations, optimizer, bar,
                   offset):
-        """Minimise the objective over the spectrogram ``x0 [frames, bins]``; returns
+        """Minimise the objective over the representation ``x0 [frames, bins]``; returns
         ``(x, [(iteration, content, style)])``."""
-        fn = self._compiled_objective()
+        fn = self._compiled_objective(ex)
         shape = (1,) + x0.shape
-        feats = None
+        params = ex.params()
+        feats = []
         if content_target is not None:
-            feats = [np.asarray(ops.convert_to_numpy(f)) for i, f in enumerate(
-                self.features(ops.convert_to_tensor(content_target[None])))
-                if (i + 1) % self.depth == 0]
-        tensors = [ops.convert_to_tensor(t) for t in (feats or []) + list(grams) + list(kernels)]
+            maps = ex.maps(ops.convert_to_tensor(content_target[None]), params)
+            feats = [np.asarray(ops.convert_to_numpy(maps[i])) for i in ex.content_layers]
+        tensors = [ops.convert_to_tensor(t) for t in feats + list(grams)] + list(params)
         w = np.asarray(weights, np.float32)
         history = []
 
@@ -419,26 +422,26 @@ class StyleTransfer(ZooModel):
             history[-1] = (history[-1][0], aux["content"], aux["style"])
         return x.reshape(x0.shape).astype("float32"), history
 
-    def _to_audio(self, spectrogram, length, phase_source):
+    def _to_audio(self, ex, spectrogram, length, phase_source):
         """Griffin-Lim on segments (bounded memory); optionally from ``phase_source``'s phase."""
-        magnitude = np.asarray(ops.convert_to_numpy(self.magnitude(spectrogram[None])))
+        n_fft, hop = ex.n_fft, ex.hop_length
+        magnitude = np.asarray(ops.convert_to_numpy(ex.magnitude(spectrogram[None])))
         init = "random"
         if phase_source is not None:
-            re, im = ops.stft(ops.convert_to_tensor(phase_source[None]), self.n_fft,
-                              self.hop_length, self.n_fft, center=True)
+            re, im = ops.stft(ops.convert_to_tensor(phase_source[None]), n_fft, hop, n_fft,
+                              center=True)
             init = np.asarray(ops.convert_to_numpy(ops.arctan2(im, re)))
-        segment = int(self.segment_seconds * self.sample_rate / self.hop_length)
+        segment = int(self.segment_seconds * self.sample_rate / hop)
         if isinstance(init, str) or magnitude.shape[1] <= segment:
-            wave = griffin_lim(magnitude, self.n_fft, self.hop_length, self.griffin_lim_iters,
-                               length=max(length, self.n_fft), init=init, seed=self.seed)
+            wave = griffin_lim(magnitude, n_fft, hop, self.griffin_lim_iters,
+                               length=max(length, n_fft), init=init, seed=self.seed)
             return np.asarray(ops.convert_to_numpy(wave))[0, :length].astype("float32")
 
         def invert(part, num_samples):  # segments start from random phase
-            return griffin_lim(part, self.n_fft, self.hop_length, self.griffin_lim_iters,
-                               length=num_samples, init="random", seed=self.seed)
+            return griffin_lim(part, n_fft, hop, self.griffin_lim_iters, length=num_samples,
+                               init="random", seed=self.seed)
 
-        return griffin_lim_segments(invert, magnitude, length, self.hop_length, self.n_fft,
-                                    segment, fill=0.0)[0]
+        return griffin_lim_segments(invert, magnitude, length, hop, n_fft, segment, fill=0.0)[0]
 
     # --------------------------------------------------------------- contract
     def serving_endpoints(self):
@@ -457,3 +460,60 @@ class StyleTransfer(ZooModel):
                 "griffin_lim_iters": self.griffin_lim_iters,
                 "segment_seconds": self.segment_seconds, "seed": self.seed}
 
+
+
+class _RandomFeatures:
+    """The random convolutions of a :class:`StyleTransfer` on its own representation."""
+
+    silence = 0.0  # log(1 + 0)
+
+    def __init__(self, model):
+        self.model, self.key = model, "random"
+        self.n_fft, self.hop_length = model.n_fft, model.hop_length
+        self.num_bins = model.num_bins
+        self.num_maps = len(model.widths) * model.depth
+        # the last layer of each branch carries the content
+        self.content_layers = [(b + 1) * model.depth - 1 for b in range(len(model.widths))]
+
+    def spectrogram(self, waveform):
+        return self.model.spectrogram(waveform)
+
+    def magnitude(self, spectrogram):
+        return self.model.magnitude(spectrogram)
+
+    def params(self):
+        return [ops.convert_to_tensor(k) for stack in self.model.kernels() for k in stack]
+
+    def maps(self, x, params):
+        it, depth = iter(params), self.model.depth
+        return random_features(x, [[next(it) for _ in range(depth)] for _ in self.model.widths])
+
+
+class _ModelFeatures:
+    """A trained model's feature maps on its own normalised log-mel front-end."""
+
+    silence = -1.0  # the normalisation floor
+
+    def __init__(self, model):
+        model.require(Capability.FEATURE_MAPS, "provide features for style transfer")
+        self.model, self.key = model, ("model", id(model))
+        fe = model.frontend
+        self.frontend, self.n_fft, self.hop_length, self.num_bins = (
+            fe, fe.n_fft, fe.hop_length, fe.n_mels)
+        probe = model.feature_maps(ops.zeros((1, 8, fe.n_mels)))
+        self.num_maps = len(probe)
+        self.content_layers = [self.num_maps - 1]
+
+    def spectrogram(self, waveform):
+        return self.frontend(self.frontend.pad_input(waveform))
+
+    def magnitude(self, spectrogram):
+        fe = self.frontend
+        power = fe.mel.inverse(fe.to_power_mel(spectrogram) / fe.power_scale)
+        return ops.sqrt(ops.maximum(power, 0.0) + 1e-12)
+
+    def params(self):
+        return []
+
+    def maps(self, x, params):
+        return self.model.feature_maps(x)

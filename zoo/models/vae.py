@@ -55,7 +55,7 @@ class SpectrogramVAE(ZooModel):
     """
 
     capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.SAMPLE,
-                    Capability.INTERPOLATE, Capability.EXAMPLES}
+                    Capability.INTERPOLATE, Capability.EXAMPLES, Capability.FEATURE_MAPS}
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, latent_dim=16,
@@ -125,6 +125,17 @@ class SpectrogramVAE(ZooModel):
             return h, ops.zeros_like(h)
         z_mean, z_log_var = ops.split(h, 2, axis=-1)
         return z_mean, ops.clip(z_log_var, -30.0, 20.0)
+
+    def feature_maps(self, features):
+        """The encoder's activations (after each LeakyReLU) for normalised log-mel
+        ``features`` ``[B, F, n_mels]``: learned feature maps, e.g. for style transfer."""
+        h = pad_to_multiple(features, self.time_compression, value=-1.0)
+        maps = []
+        for layer in self.encoder.layers:
+            h = layer(h)
+            if isinstance(layer, kl.LeakyReLU):
+                maps.append(h)
+        return maps
 
     def decode_features(self, z):
         """Latents -> decoder output (normalised log-mel, or log-variance for IS)."""

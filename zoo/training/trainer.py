@@ -187,8 +187,9 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     if resume and start >= total:
         return _already_complete(model, run_dir, start, verbose)
     if model.fitting is Fitting.NONE:
-        raise ZooError(f"{recipe['model']} has nothing to train: it fits each input when it is "
-                       "used (see `zoo --help`)")
+        uses = ", ".join(sorted(map(str, model.active_capabilities())))
+        raise ZooError(f"{recipe['model']} has nothing to train: it optimises each input when it "
+                       f"is used ({uses}; e.g. `zoo {uses.split(',')[0]} --help`)")
 
     dataset = recipe_dataset(recipe, progress=verbose > 0)
     data_seed = data_cfg["seed"]
