@@ -16,9 +16,10 @@ For each held-out brass melody (content) paired with another held-out reed melod
 (c) the style (Gram) distance at the start and the end of the optimisation (target:
     falls >= 10x), and the content/style losses over iterations (a PNG).
 
-It reports the reference's start (noise spectrogram, random phase) beside ours
-(content spectrogram and phase), and a content-weight sweep (classifier share and f0
-error per weight: a table and a PNG) so users can pick a weight. Writes
+It reports the reference's settings (4096 filters, summed losses, noise start, random
+phase; ``--reference-iterations``) beside ours (the recipe), and a content-weight sweep
+(classifier share and f0 error per weight: a table and a PNG) so users can pick a
+weight. Writes
 ``style_transfer_quality.json``, ``style_transfer_sweep.png`` and
 ``style_transfer_losses.png``.
 """
@@ -84,9 +85,11 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--filters", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--iterations", type=int, default=None)
-    parser.add_argument("--sweep", default="1e-3,1e-2,1e-1,1",
+    parser.add_argument("--reference-iterations", type=int, default=100,
+                        help="L-BFGS iterations for the reference settings (4096 filters)")
+    parser.add_argument("--sweep", default="1e-4,1e-3,1e-2,1e-1,1",
                         help="content weights to sweep ('' to skip)")
-    parser.add_argument("--sweep-filters", type=int, default=1024)
+    parser.add_argument("--sweep-filters", type=int, default=512)
     parser.add_argument("--sweep-iterations", type=int, default=100)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
@@ -113,13 +116,15 @@ def main(argv=None):
               "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
                                                              "f0_cents": 50.0,
                                                              "style_distance_drop": 10.0}}
-    for label, options in (("content_start", {}),
-                           ("reference_noise_start", {"init": "noise", "phase": "random"})):
-        rows = stylize_pairs(model, ds, pairs, classifier, **options)
+    reference = zoo.load("style_transfer", filters=4096, loss_normalization="sum",
+                         init="noise", phase="random", iterations=args.reference_iterations)
+    report["reference_config"] = reference.get_config()
+    for label, m in (("ours", model), ("reference_settings", reference)):
+        rows = stylize_pairs(m, ds, pairs, classifier)
         report[label] = {"summary": summarise(rows),
                          "rows": [{k: v for k, v in r.items() if k != "history"} for r in rows]}
         print(label, json.dumps(report[label]["summary"]), flush=True)
-        if label == "content_start":
+        if label == "ours":
             history = np.asarray(rows[0]["history"], np.float64)
             fig, ax = plt.subplots(figsize=(6, 3.5))
             cw = model.content_weight

@@ -8,24 +8,28 @@ matrices) match the style clip's:
 
 * representation: ``log(1 + |STFT|)`` with the frequency bins as channels (the audio
   form; treating spectrograms as images with VGG features fails), or ``log(1 + mel)``;
-* features: random, untrained 1-D convolutions + ReLU over time (the default: one
-  layer of 4096 filters of width 11, He-style init ``N(0, sqrt(2) sqrt(2 / ((F + N)
-  w)))``), optionally several widths (multi-scale style) and stacked layers;
-  generated from ``seed`` with numpy, so identical on every backend and never saved;
-* loss: ``content_weight * sum (F_L - P_L)^2`` on each branch's last layer plus
-  ``style_weight * sum_l sum (G_l - A_l)^2`` with ``G_l = F_l^T F_l / frames``
-  (:func:`style_distance`);
+* features: random, untrained 1-D convolutions + ReLU over time (one layer of width
+  11, He-style init ``N(0, sqrt(2) sqrt(2 / ((F + N) w)))``; the reference's 4096
+  filters, our default 512), optionally several widths (multi-scale style) and stacked
+  layers; generated from ``seed`` with numpy, so identical on every backend and never
+  saved; or a trained zoo model's feature maps (``Capability.FEATURE_MAPS``);
+* loss: ``content_weight * content + style_weight * style`` with the content the
+  feature error of each branch's last layer and the style the error of the Gram
+  matrices ``G_l = F_l^T F_l / frames`` of every layer; as means (default) or as the
+  reference's sums (:meth:`StyleTransfer.loss_terms`);
 * optimiser: scipy's L-BFGS (or Adam) on the loss and gradient from ONE compiled
   function (:func:`zoo.engine.compile_value_and_grad`), started from the content's
   spectrogram (default) or, as the reference, from small noise;
 * audio: fast Griffin-Lim (:mod:`layers.griffinlim`), from the content's phase
   (default) or, as the reference, a random one; the output has the content's length.
 
-Starting from the content (spectrogram and phase) is our departure from the
-reference: on held-out ``builtin:timbre`` melodies it kept the pitch (0 cents median
-f0 error) where the reference's noise start lost it on some melodies (up to 800
-cents), with the style distance still falling by two orders of magnitude
-(``benchmarks/eval_style_transfer.py``).
+Our defaults depart from the reference (4096 filters, summed losses, noise start,
+random phase) where it measured better on held-out ``builtin:timbre`` melodies: the
+style's Gram statistics include which frequencies sound, so a style that dominates
+also imposes its pitches. 512 filters with mean losses and the content's start kept
+the pitch with the style distance still falling by two orders of magnitude, where
+4096 filters either lost the pitch (hundreds of cents) or barely moved the style
+(``benchmarks/eval_style_transfer.py``, README).
 
 Content weight 0 gives texture synthesis of any duration from the style clip alone.
 Long contents are optimised in overlapping segments (crossfaded), so memory stays
@@ -46,6 +50,7 @@ REPRESENTATIONS = ("log_stft", "log_mel")
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
 PHASES = ("random", "content")
+NORMALIZATIONS = ("mean", "sum")
 
 
 def random_kernels(num_bins, filters, widths, depth, seed):
@@ -131,6 +136,8 @@ class StyleTransfer(ZooModel):
         griffin_lim_iters: Griffin-Lim iterations.
         segment_seconds: contents longer than this are optimised in overlapping
             segments of this length.
+        loss_normalization: ``"mean"`` (weights independent of clip length and filter
+            count) or ``"sum"`` (the reference's); see :meth:`loss_terms`.
         seed: random features, noise init and phase.
 
     Example:
@@ -144,16 +151,17 @@ class StyleTransfer(ZooModel):
     fitting = Fitting.NONE
 
     def __init__(self, sample_rate=22050, n_fft=2048, hop_length=512, representation="log_stft",
-                 n_mels=128, filters=4096, widths=(11,), depth=1, content_weight=1e-2,
+                 n_mels=128, filters=512, widths=(11,), depth=1, content_weight=1e-2,
                  style_weight=1.0, iterations=300, optimizer="lbfgs", learning_rate=0.05,
                  init="content", phase="content", griffin_lim_iters=500, segment_seconds=30.0,
-                 seed=0, **kwargs):
+                 loss_normalization="mean", seed=0, **kwargs):
         super().__init__(**kwargs)
         check_positive(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                        filters=filters, depth=depth, iterations=iterations,
                        learning_rate=learning_rate, griffin_lim_iters=griffin_lim_iters,
                        segment_seconds=segment_seconds)
         for value, choices, name in ((representation, REPRESENTATIONS, "representation"),
+                                     (loss_normalization, NORMALIZATIONS, "loss_normalization"),
                                      (optimizer, OPTIMIZERS, "optimizer"), (init, INITS, "init"),
                                      (phase, PHASES, "phase")):
             if value not in choices:
@@ -173,7 +181,7 @@ class StyleTransfer(ZooModel):
         self.iterations, self.optimizer_name = int(iterations), optimizer
         self.learning_rate, self.init, self.phase = float(learning_rate), init, phase
         self.griffin_lim_iters, self.segment_seconds = int(griffin_lim_iters), float(segment_seconds)
-        self.seed = int(seed)
+        self.seed, self.loss_normalization = int(seed), loss_normalization
         self.mel = (MelScale(sample_rate, n_fft, n_mels, htk=True, norm=None, name="mel")
                     if representation == "log_mel" else None)
         self._kernels = None
@@ -232,7 +240,7 @@ class StyleTransfer(ZooModel):
     # ----------------------------------------------------------- objective
     def objective(self, extractor):
         """``(x, weights, *content targets, *Gram targets, *params) -> (loss, {content,
-        style})`` in ``keras.ops`` for ``extractor`` (uncompiled)."""
+        style})`` in ``keras.ops`` for ``extractor`` (uncompiled; see :meth:`loss_terms`)."""
         n_grams, n_params = extractor.num_maps, len(extractor.params())
 
         def objective(x, weights, *tensors):
@@ -240,15 +248,36 @@ class StyleTransfer(ZooModel):
             content_t = list(tensors[:n_content])
             grams = tensors[n_content:n_content + n_grams]
             maps = extractor.maps(x, tensors[n_content + n_grams:])
-            style = style_distance(grams, maps)
-            if content_t:
-                content = 2.0 * ops.sum(content_loss(
-                    content_t, [maps[i] for i in extractor.content_layers], form="gatys"))
-            else:
-                content = ops.zeros(())
+            content, style = self.loss_terms(maps, content_t, grams, extractor.content_layers)
             return weights[0] * content + weights[1] * style, {"content": content, "style": style}
 
         return objective
+
+    def loss_terms(self, maps, content_targets, grams, content_layers):
+        """``(content, style)`` losses of feature ``maps``.
+
+        ``loss_normalization="mean"`` (default): the content loss is the mean squared
+        feature error and the style loss the mean squared error of the frame-normalised
+        Gram matrices, each averaged over layers, so one weight means the same balance
+        whatever the clip length and the number of filters. ``"sum"``: the reference's
+        sums, ``sum (F - P)^2`` and ``sum_l sum (G_l - A_l)^2`` (Ulyanov & Lebedev), whose
+        balance shifts towards style as filters grow and towards content as clips grow.
+        """
+        if self.loss_normalization == "sum":
+            style = style_distance(grams, maps)
+        else:
+            style = 0.0
+            for target, feats in zip(grams, maps):
+                style = style + ops.mean(ops.square(gram_matrix(feats, normalize=True) - target))
+            style = style / len(maps)
+        if not content_targets:
+            return ops.zeros(()), style
+        chosen = [maps[i] for i in content_layers]
+        if self.loss_normalization == "sum":
+            content = 2.0 * ops.sum(content_loss(content_targets, chosen, form="gatys"))
+        else:
+            content = ops.sum(content_loss(content_targets, chosen, form="mean")) / len(chosen)
+        return content, style
 
     def _compiled_objective(self, extractor):
         """:meth:`objective`, compiled once per extractor."""
@@ -407,7 +436,10 @@ class StyleTransfer(ZooModel):
                 record(len(history), last["aux"])
 
             result = minimize(fun, x, jac=True, method="L-BFGS-B", callback=step,
-                              options={"maxiter": iterations, "maxfun": 2 * iterations + 20})
+                              options={"maxiter": iterations, "maxfun": 2 * iterations + 20,
+                                       # run the iterations asked for: scipy's default
+                                       # tolerances stop at once on small normalised losses
+                                       "ftol": 0.0, "gtol": 0.0})
             x = result.x
         else:  # Adam on the same compiled loss and gradient
             m, v = np.zeros_like(x), np.zeros_like(x)
@@ -458,7 +490,8 @@ class StyleTransfer(ZooModel):
                 "optimizer": self.optimizer_name, "learning_rate": self.learning_rate,
                 "init": self.init, "phase": self.phase,
                 "griffin_lim_iters": self.griffin_lim_iters,
-                "segment_seconds": self.segment_seconds, "seed": self.seed}
+                "segment_seconds": self.segment_seconds,
+                "loss_normalization": self.loss_normalization, "seed": self.seed}
 
 
 
