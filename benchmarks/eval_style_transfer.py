@@ -16,8 +16,8 @@ For each held-out brass melody (content) paired with another held-out reed melod
 (c) the style (Gram) distance at the start and the end of the optimisation (target:
     falls >= 10x), and the content/style losses over iterations (a PNG).
 
-It reports the reference's settings (4096 filters, summed losses, noise start, random
-phase; ``--reference-iterations``) beside ours (the recipe), and a content-weight sweep
+It reports the reference's settings (n_fft 2048, hop 512, 4096 filters, summed losses,
+noise start, random phase; ``--reference-iterations``) beside ours (the recipe), and a content-weight sweep
 (classifier share and f0 error per weight: a table and a PNG) so users can pick a
 weight. Writes
 ``style_transfer_quality.json``, ``style_transfer_sweep.png`` and
@@ -116,7 +116,8 @@ def main(argv=None):
               "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
                                                              "f0_cents": 50.0,
                                                              "style_distance_drop": 10.0}}
-    reference = zoo.load("style_transfer", filters=4096, loss_normalization="sum",
+    reference = zoo.load("style_transfer", n_fft=2048, hop_length=512, filters=4096,
+                         loss_normalization="sum",
                          init="noise", phase="random", iterations=args.reference_iterations)
     report["reference_config"] = reference.get_config()
     for label, m in (("ours", model), ("reference_settings", reference)):

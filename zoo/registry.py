@@ -133,12 +133,13 @@ def validate_recipe(recipe, origin=None):
     return validate(recipe, model_class(recipe["model"]), origin)
 
 
-def with_overrides(recipe, overrides, sections=None):
+def with_overrides(recipe, overrides, sections=None, label="--set"):
     """A validated copy of ``recipe`` with ``overrides`` (``{section: {key: value}}``).
 
     Args:
         sections: the sections that may change (default: all); a resumed run
             keeps its model, so only ``train`` and ``data`` may change there.
+        label: how messages name the overrides' origin.
     """
     if not overrides:
         return recipe
@@ -151,7 +152,7 @@ def with_overrides(recipe, overrides, sections=None):
             raise ZooError(f"a resumed run keeps its model; only {' and '.join(sections)} "
                            f"values can change (got {section}.*)")
     keys = ", ".join(f"{s}.{k}" for s, v in overrides.items() for k in v)
-    return validate_recipe(_merge(recipe, overrides), f"{recipe['recipe']} with --set {keys}")
+    return validate_recipe(_merge(recipe, overrides), f"{recipe['recipe']} with {label} {keys}")
 
 
 def build(recipe, **overrides):

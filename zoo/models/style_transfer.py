@@ -23,13 +23,15 @@ matrices) match the style clip's:
 * audio: fast Griffin-Lim (:mod:`layers.griffinlim`), from the content's phase
   (default) or, as the reference, a random one; the output has the content's length.
 
-Our defaults depart from the reference (4096 filters, summed losses, noise start,
-random phase) where it measured better on held-out ``builtin:timbre`` melodies: the
-style's Gram statistics include which frequencies sound, so a style that dominates
-also imposes its pitches. 512 filters with mean losses and the content's start kept
-the pitch with the style distance still falling by two orders of magnitude, where
-4096 filters either lost the pitch (hundreds of cents) or barely moved the style
-(``benchmarks/eval_style_transfer.py``, README).
+Our defaults depart from the reference (n_fft 2048 / hop 512, 4096 filters, summed
+losses, noise start, random phase) where it measured better on held-out
+``builtin:timbre`` melodies: the style's Gram statistics include which frequencies
+sound, so a style that dominates also imposes its pitches. n_fft 1024 / hop 256, 512
+filters, mean losses and the content's start kept the pitch and took the timbre, with
+the style distance falling by two orders of magnitude; the reference's settings took
+the timbre but lost the pitch (about 800 cents), and n_fft 2048 with our other
+settings kept the pitch but not the timbre (``benchmarks/eval_style_transfer.py``,
+README).
 
 Content weight 0 gives texture synthesis of any duration from the style clip alone.
 Long contents are optimised in overlapping segments (crossfaded), so memory stays
@@ -150,7 +152,7 @@ class StyleTransfer(ZooModel):
     capabilities = {Capability.STYLIZE}
     fitting = Fitting.NONE
 
-    def __init__(self, sample_rate=22050, n_fft=2048, hop_length=512, representation="log_stft",
+    def __init__(self, sample_rate=22050, n_fft=1024, hop_length=256, representation="log_stft",
                  n_mels=128, filters=512, widths=(11,), depth=1, content_weight=1e-2,
                  style_weight=1.0, iterations=300, optimizer="lbfgs", learning_rate=0.05,
                  init="content", phase="content", griffin_lim_iters=500, segment_seconds=30.0,

@@ -169,7 +169,7 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         cli.setdefault("data", {})["source"] = str(data)
     if seed is not None:
         cli.setdefault("data", {})["seed"] = seed
-    recipe = registry.with_overrides(recipe, cli)
+    recipe = registry.with_overrides(recipe, cli, label="command-line option")
     train_cfg, data_cfg = recipe["train"], recipe["data"]
     spe = train_cfg["steps_per_epoch"]
     if steps is not None:
