@@ -187,7 +187,6 @@ class StyleTransfer(ZooModel):
         self.mel = (MelScale(sample_rate, n_fft, n_mels, htk=True, norm=None, name="mel")
                     if representation == "log_mel" else None)
         self._kernels = None
-        self._objective = None
 
     def build(self, input_shape=None):
         self.built = True
@@ -309,7 +308,10 @@ class StyleTransfer(ZooModel):
 
     def style_statistics(self, style, feature_model=None):
         """Gram matrices (normalised by frames) of the style clip's features, per layer."""
-        ex = self.extractor(feature_model)
+        return self._grams(self.extractor(feature_model), style)
+
+    @staticmethod
+    def _grams(ex, style):
         maps = ex.maps(ex.spectrogram(ops.convert_to_tensor(style)[None]), ex.params())
         return [gram_matrix(f, normalize=True) for f in maps]
 
@@ -355,8 +357,7 @@ class StyleTransfer(ZooModel):
             content = self._prepare(content, sample_rate, "content", ex.n_fft)
             length = content.size
         style_spec = np.asarray(ops.convert_to_numpy(ex.spectrogram(style[None])))[0]
-        grams = [np.asarray(ops.convert_to_numpy(g))
-                 for g in self.style_statistics(style, feature_model)]
+        grams = [np.asarray(ops.convert_to_numpy(g)) for g in self._grams(ex, style)]
         frames = 1 + length // ex.hop_length
         content_spec = (None if texture else
                         np.asarray(ops.convert_to_numpy(ex.spectrogram(content[None])))[0])
