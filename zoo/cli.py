@@ -51,6 +51,27 @@ def _cmd_train(args):
     print(f"trained to step {result.step}; run folder: {result.run_dir}")
 
 
+def _cmd_tune(args):
+    from zoo.tuning import tune
+
+    result = tune(args.recipe, args.data, trials=args.trials, algorithm=args.algorithm,
+                  objective=args.objective, direction=args.direction, out=args.out,
+                  tiny=args.tiny, steps=args.steps, overrides=_parse_sets(args.set),
+                  seed=args.seed, eval_files=args.eval_files, chief=args.chief,
+                  worker=args.worker, verbose=args.verbose)
+    if not result.chief:
+        print(f"worker {args.worker}: no trial left; the chief writes the results")
+        return
+    done = [r for r in result.rows if r["score"] is not None]
+    print(f"{len(done)} of {len(result.rows)} trials completed; results: "
+          f"{result.out / 'results.md'}")
+    if done:
+        best = done[0]
+        shown = ", ".join(f"{k}={v!r}" for k, v in best["values"].items())
+        print(f"best: trial {best['trial']}, {result.objective} = {best['score']:.5g} ({shown})")
+        print(f"best recipe: {result.best_recipe}  (zoo train {result.best_recipe})")
+
+
 def _parse_sets(items):
     """``["train.learning_rate=3e-4", ...]`` -> ``{"train": {"learning_rate": 0.0003}}``
     (keys and values are checked against the recipe schema when the recipe is read)."""
@@ -367,6 +388,33 @@ def build_parser():
     p.add_argument("--loader", choices=["auto", "tf", "py"], default="auto",
                    help="tf.data or keras PyDataset batching")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="keras-tuner search over a recipe's [tune] space; every "
+                       "trial a run folder; results table + best recipe")
+    p.add_argument("recipe", help="recipe name or .toml (its [tune] table is the space)")
+    p.add_argument("--data", help="builtin:NAME or a folder of audio (default: the recipe's)")
+    p.add_argument("--trials", type=int, default=10, help="trials (random, bayesian)")
+    p.add_argument("--algorithm", choices=["random", "bayesian", "hyperband"],
+                   default="random")
+    p.add_argument("--objective", help="a logged metric (default val_loss) or a zoo eval "
+                   "metric on the validation files (mel_distance, target_domain_share, ...)")
+    p.add_argument("--direction", choices=["min", "max"], help="default: from the metric")
+    p.add_argument("--out", help="search folder (default tune/<recipe>); an existing search "
+                   "there is continued")
+    p.add_argument("--steps", type=int, help="training steps per trial (default: the "
+                   "recipe's; Hyperband's largest trials)")
+    p.add_argument("--tiny", action="store_true", help="the recipe's tiny settings")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="a fixed recipe value for every trial (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="the search's seed")
+    p.add_argument("--eval-files", type=int, default=8,
+                   help="validation files zoo eval uses per trial (audio objectives)")
+    p.add_argument("--chief", metavar="HOST:PORT", help="distributed search: the chief's "
+                   "address (this process is the chief unless --worker is given)")
+    p.add_argument("--worker", metavar="ID", help="run trials for the chief at --chief; "
+                   "restarted with the same ID a worker continues its interrupted trial")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("reconstruct", help="encode and decode an audio file")
     p.add_argument("model", help="run folder, .keras file or registry name")
