@@ -47,7 +47,8 @@ def _cmd_train(args):
 
     result = train(args.model, args.data, steps=args.steps, epochs=args.epochs,
                    batch_size=args.batch_size, out=args.out, resume=args.resume, tiny=args.tiny,
-                   seed=args.seed, loader=args.loader, overrides=_parse_sets(args.set))
+                   seed=args.seed, loader=args.loader, overrides=_parse_sets(args.set),
+                   distribute=args.distribute, devices=args.devices)
     print(f"trained to step {result.step}; run folder: {result.run_dir}")
 
 
@@ -387,6 +388,11 @@ def build_parser():
                    "--set model_config.latent_dim=8 (repeatable)")
     p.add_argument("--loader", choices=["auto", "tf", "py"], default="auto",
                    help="tf.data or keras PyDataset batching")
+    p.add_argument("--distribute", choices=["data"], help="data-parallel over every local "
+                   "device (jax: keras.distribution.DataParallel; tensorflow: "
+                   "MirroredStrategy); the recipe's batch is the global batch")
+    p.add_argument("--devices", type=int, help="with --distribute: split the CPU into N "
+                   "devices (to try it without accelerators)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="keras-tuner search over a recipe's [tune] space; every "

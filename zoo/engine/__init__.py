@@ -12,9 +12,9 @@ The engine imports ``layers`` and nothing of ``zoo.models``.
 from zoo.engine.adversarial import AdversarialModel, Objective
 from zoo.engine.capabilities import Capability, Fitting
 from zoo.engine.model import (TrainingContext, ZooModel, check_positive, compile_value_and_grad,
-                              inference)
+                              inference, replica_loss)
 from zoo.engine.optimizers import adam_from_recipe
 
 __all__ = ["AdversarialModel", "Capability", "Fitting", "Objective", "TrainingContext",
            "ZooModel", "adam_from_recipe", "check_positive", "compile_value_and_grad",
-           "inference"]
+           "inference", "replica_loss"]

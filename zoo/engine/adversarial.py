@@ -160,7 +160,8 @@ class AdversarialModel(ZooModel):
         super().__init__(**kwargs)
         self._adversarial = None  # what compile() resolved (_Compiled)
         self.adversarial_step = self.add_weight(shape=(), initializer="zeros", dtype="int",
-                                                trainable=False, name="adversarial_step")
+                                                trainable=False, name="adversarial_step",
+                                                aggregation="only_first_replica")
 
     # ------------------------------------------------------------ declaration
     def objectives(self):

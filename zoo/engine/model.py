@@ -175,6 +175,14 @@ def compile_value_and_grad(fn):
     return backend.current().value_and_grad(fn)
 
 
+def replica_loss(loss):
+    """What a custom ``compute_loss`` / train step returns for one replica's batch: the
+    loss divided by the replica count under ``tf.distribute`` (the optimizer sums the
+    replicas' gradients), unchanged on one device and on JAX, whose data-parallel
+    program is global."""
+    return backend.current().replica_loss(loss)
+
+
 def check_positive(**values):
     """Raise ``ValueError`` naming the first argument that is not a positive number
     (constructors call this, so a recipe's ``latent_dim = -3`` is a one-line error)."""

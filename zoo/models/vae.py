@@ -25,7 +25,7 @@ from keras import layers as kl
 from keras import ops
 
 from layers import gaussian_kl, itakura_saito_log
-from zoo.engine import Capability, ZooModel, check_positive, inference
+from zoo.engine import Capability, ZooModel, check_positive, inference, replica_loss
 from zoo.models.chunking import pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
 
@@ -81,7 +81,8 @@ class SpectrogramVAE(ZooModel):
         self.encoder = self._build_encoder()
         self.decoder = self._build_decoder()
         self.train_steps = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                           dtype="float32", name="train_steps")
+                                           dtype="float32", name="train_steps",
+                                           aggregation="only_first_replica")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.mse_tracker = keras.metrics.Mean(name="feature_mse")
@@ -255,7 +256,7 @@ class SpectrogramVAE(ZooModel):
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         self.mse_tracker.update_state(mse)
-        return reconstruction + self.kl_weight() * kl
+        return replica_loss(reconstruction + self.kl_weight() * kl)
 
     @property
     def metrics(self):

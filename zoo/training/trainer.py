@@ -107,9 +107,10 @@ def _default_run_dir(name):
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out=None,
-          resume=False, tiny=False, seed=None, callbacks=(), verbose=1, loader="auto",
-          samples=True, overrides=None):
+DISTRIBUTE = ("data",)
+
+
+def train(name=None, data=None, *, distribute=None, devices=None, **kwargs):
     """Train a model from its recipe (or resume a run).
 
     Args:
@@ -131,6 +132,12 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
             ``{"train": {"learning_rate": 3e-4}, "model_config": {"latent_dim": 8}}``
             (``zoo train --set train.learning_rate=3e-4``). When resuming, only
             ``train`` and ``data`` values may change.
+        distribute: ``"data"``: data-parallel over every local device (JAX:
+            ``keras.distribution.DataParallel``; TensorFlow:
+            ``tf.distribute.MirroredStrategy``). The global batch stays the recipe's,
+            split evenly across devices; checkpoints and resume are as on one device.
+        devices: with ``distribute``, split the host CPU into this many devices (to
+            try data parallelism without accelerators).
 
     Returns:
         A :class:`TrainResult`.
@@ -138,6 +145,23 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
     """
+    if distribute is None:
+        if devices is not None:
+            raise ZooError("--devices needs --distribute data")
+        return _train(name, data, **kwargs)
+    if distribute not in DISTRIBUTE:
+        raise ZooError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
+    if devices is not None and int(devices) < 1:
+        raise ZooError(f"--devices must be at least 1, got {devices}")
+    from zoo.engine import backend
+
+    with backend.current().data_parallel(devices) as replicas:
+        return _train(name, data, replicas=replicas, **kwargs)
+
+
+def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out=None,
+           resume=False, tiny=False, seed=None, callbacks=(), verbose=1, loader="auto",
+           samples=True, overrides=None, replicas=1):
     if resume:
         if out is None:
             raise ZooError("--resume needs the run folder (--out DIR)")
@@ -171,6 +195,10 @@ def train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out
         cli.setdefault("data", {})["seed"] = seed
     recipe = registry.with_overrides(recipe, cli, label="command-line option")
     train_cfg, data_cfg = recipe["train"], recipe["data"]
+    if train_cfg["batch_size"] % replicas:
+        raise ZooError(f"train.batch_size = {train_cfg['batch_size']} does not split over "
+                       f"{replicas} devices (--distribute data keeps the global batch); use "
+                       f"a multiple of {replicas}")
     spe = train_cfg["steps_per_epoch"]
     if steps is not None:
         total = int(steps)

@@ -143,6 +143,14 @@ def _tuner_class():
             except (ZooError, TrainingDiverged) as err:  # deterministic: do not retry
                 raise keras_tuner.errors.FailedTrialError(str(err)) from None
 
+        def search(self, *args, **kwargs):
+            if is_chief():  # keras-tuner's chief polls every 20 s; ours every 0.5 s
+                self.oracle.verbose = kwargs.get("verbose", 1)
+                self.save()
+                _serve(self.oracle, lambda: self.search_spec.write_report(self.oracle))
+                return
+            super().search(*args, **kwargs)
+
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             if not self._is_worker():
@@ -201,9 +209,11 @@ class Search:
         started = time.time()
         checkpoint = run_dir / registry.RUN_CHECKPOINT
         parent = hp.values.get("tuner/trial_id")
-        if not checkpoint.is_file() and parent:
+        retried = checkpoint.is_file()
+        if not retried and parent:
             # Hyperband: continue the parent trial's model (same values, more epochs)
             self._copy_run(self.trial_dir(parent), run_dir)
+        self._log(trial.trial_id, "continue" if retried else "start", total)
         if checkpoint.is_file():  # retried after an interruption, or a Hyperband child
             if self.verbose:
                 print(f"[zoo tune] trial {trial.trial_id}: continuing {run_dir}", flush=True)
@@ -222,7 +232,16 @@ class Search:
             logged = ", ".join(sorted(metrics))
             raise ZooError(f"trial {trial.trial_id}: objective {self.objective.name!r} is "
                            f"missing or not finite (logged: {logged})")
+        self._log(trial.trial_id, "end", total)
         return {k: v for k, v in metrics.items() if _finite(v)}
+
+    def _log(self, trial_id, event, steps):
+        """One line per trial event in ``<out>/trials.log`` (appends are atomic for
+        short lines, so workers sharing the folder can all write)."""
+        line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} trial {trial_id} {event} steps={steps} "
+                f"tuner={os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')} pid={os.getpid()}\n")
+        with open(self.out / "trials.log", "a") as f:
+            f.write(line)
 
     @staticmethod
     def _copy_run(parent_dir, run_dir):
@@ -330,6 +349,49 @@ def _distributed_env(chief, worker):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def is_chief():
+    """Whether this process is a distributed search's chief (keras-tuner's variables)."""
+    return ("KERASTUNER_ORACLE_IP" in os.environ
+            and "chief" in os.environ.get("KERASTUNER_TUNER_ID", ""))
+
+
+def _serve(oracle, on_change, poll=0.5):
+    """Serve ``oracle`` to workers over gRPC until every trial has ended and every
+    worker has been told to stop (keras-tuner's chief protocol and servicer), writing
+    the results table whenever a trial ends."""
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
+    from keras_tuner.src.engine.oracle import LOCKS
+
+    def report():
+        with LOCKS[oracle]:  # the servicer's thread changes the trials
+            on_change()
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise ZooError(f"--chief {address}: cannot listen there (address in use?)")
+    server.start()
+    ended = -1
+    try:
+        while True:
+            time.sleep(poll)
+            done = len(oracle.end_order)
+            if done != ended:
+                ended = done
+                report()
+            if servicer.stop_triggered and exit_chief(oracle):
+                break
+    finally:
+        server.stop(grace=1)
+    report()
 
 
 def _oracle(algorithm, objective, trials, max_epochs, seed):

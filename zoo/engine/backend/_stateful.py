@@ -17,3 +17,8 @@ def make_adversarial_train_function(model, force):
 
 def adversarial_test_step(model, args):
     return model._stateful_test_step(model._unpack(args[-1]))
+
+
+def replica_loss(loss):
+    """Unchanged: one replica (JAX shards one program; torch trains on one device)."""
+    return loss

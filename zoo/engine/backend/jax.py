@@ -5,12 +5,44 @@ gradients come from ``jax.value_and_grad`` over a pure function of the selected
 variables, each sub-optimizer applies with ``stateless_apply``, and the step returns
 ``(logs, state)``.
 """
+import contextlib
 import functools
 
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
+
+
+# ------------------------------------------------------------------ data parallel
+@contextlib.contextmanager
+def data_parallel(cpu_devices=None):
+    """``keras.distribution.DataParallel`` over every local device for the block; yields
+    the device count. ``cpu_devices`` splits the host CPU into that many devices (JAX's
+    ``jax_num_cpu_devices``; only before JAX starts), for trying it without accelerators."""
+    from zoo.errors import ZooError
+
+    if cpu_devices:
+        try:
+            jax.config.update("jax_num_cpu_devices", int(cpu_devices))
+        except RuntimeError:
+            if len(jax.devices("cpu")) != int(cpu_devices):
+                raise ZooError(f"--devices {cpu_devices}: JAX already started with "
+                               f"{len(jax.devices('cpu'))} CPU device(s); set XLA_FLAGS="
+                               f"--xla_force_host_platform_device_count={cpu_devices} "
+                               "before starting Python") from None
+    devices = keras.distribution.list_devices()
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield len(devices)
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+def replica_loss(loss):
+    """Unchanged: JAX runs one program over the sharded batch (the loss is global)."""
+    return loss
 
 
 # ------------------------------------------------------------------ inference

@@ -1,11 +1,43 @@
 """TensorFlow engine: inference runs as written (Keras traces it inside ``fit`` and
 export); the adversarial step uses one ``GradientTape`` per update and ``tf.cond``
 to skip scheduled-out objectives."""
+import contextlib
+
 import tensorflow as tf
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
     adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
+
+
+@contextlib.contextmanager
+def data_parallel(cpu_devices=None):
+    """``tf.distribute.MirroredStrategy`` over the local GPUs (else the CPU's logical
+    devices) for the block; yields the replica count. ``cpu_devices`` splits the CPU
+    into that many logical devices (only before TensorFlow's runtime starts)."""
+    from zoo.errors import ZooError
+
+    if cpu_devices:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * int(cpu_devices))
+        except RuntimeError:
+            if len(tf.config.list_logical_devices("CPU")) != int(cpu_devices):
+                raise ZooError(f"--devices {cpu_devices}: TensorFlow has already started with "
+                               f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s); "
+                               "pass --devices before anything else runs") from None
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    with strategy.scope():
+        yield strategy.num_replicas_in_sync
+
+
+def replica_loss(loss):
+    """``loss / replicas`` inside a ``tf.distribute`` replica: the optimizer sums the
+    replicas' gradients, so each replica's share is divided (as Keras' own losses do)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / float(replicas)
 
 
 def value_and_grad(fn):
@@ -37,7 +69,7 @@ def adversarial_train_step(model, args):
             for _ in range(obj.repeats):
                 with tf.GradientTape() as tape:
                     loss, extras = model._evaluate(obj, data, training=True)
-                    scaled = opt.scale_loss(loss)
+                    scaled = opt.scale_loss(replica_loss(loss))
                 # Unconnected variables (e.g. a head unused in this stage) get zeros;
                 # tf's UnconnectedGradients.ZERO fails on Keras variables.
                 grads = [ops.zeros_like(v) if g is None else g
@@ -49,6 +81,13 @@ def adversarial_train_step(model, args):
 
         if obj.every == 1:
             total += run()
+        elif tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            from zoo.errors import ZooError
+
+            raise ZooError(f"{type(model).__name__}: objective {obj.name!r} runs every "
+                           f"{obj.every} steps; MirroredStrategy cannot skip an optimizer "
+                           "update inside a step. Use --set train.discriminator_steps_mode="
+                           "same_batch (every objective every step) or the jax backend")
         else:
             total += tf.cond(model._scheduled(obj, step), run, lambda: tf.zeros((), "float32"))
     model._loss_tracker.update_state(total)

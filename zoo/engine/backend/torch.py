@@ -5,7 +5,17 @@ import torch
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
+    adversarial_test_step, call_inference, make_adversarial_train_function, replica_loss,
+    sync_state)
+
+
+def data_parallel(cpu_devices=None):
+    """Not here: Keras' torch trainer has no data-parallel ``fit``."""
+    from zoo.errors import ZooError
+
+    raise ZooError("--distribute data runs on the jax (keras.distribution.DataParallel) and "
+                   "tensorflow (tf.distribute.MirroredStrategy) backends; the torch backend "
+                   "trains on one device (set KERAS_BACKEND=jax or tensorflow)")
 
 
 def value_and_grad(fn):
