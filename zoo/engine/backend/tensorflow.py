@@ -27,8 +27,13 @@ def data_parallel(cpu_devices=None):
                 raise ZooError(f"--devices {cpu_devices}: TensorFlow has already started with "
                                f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s); "
                                "pass --devices before anything else runs") from None
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    # CPU replicas reduce through one device: TF's CPU collectives can pair up
+    # different gradient packs across replicas (a shape-mismatch abort, seen on TF 2.21)
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in devices],
+        cross_device_ops=None if gpus else tf.distribute.ReductionToOneDevice())
     with strategy.scope():
         yield strategy.num_replicas_in_sync
 
