@@ -91,6 +91,23 @@ def test_space_declares_keras_tuner_hyperparameters_and_maps_back_to_recipe_sect
     assert set(over["train"]) == {"learning_rate"} and set(over["data"]) == {"crop_length"}
 
 
+def test_every_shipped_gradient_recipe_has_a_valid_search_space():
+    from zoo import registry
+    from zoo.engine import Fitting
+    from zoo.recipe import constructor_arguments
+    from zoo.tuning import space
+
+    for name in registry.list_recipes():
+        recipe = registry.load_recipe(name)
+        cls = registry.model_class(recipe["model"])
+        if cls.fitting is not Fitting.GRADIENT:
+            assert not recipe["tune"], name
+            continue
+        assert recipe["tune"], f"{name} has no [tune] space"
+        space.check(recipe, recipe["tune"], constructor_arguments(cls),
+                    lambda r, o, label: registry.with_overrides(r, o, label=label))
+
+
 def _recipe(tmp_path, tune_lines):
     text = (ROOT / "recipes" / "vae.toml").read_text().split("[tune]")[0]
     path = tmp_path / "r.toml"
