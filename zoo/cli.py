@@ -48,7 +48,9 @@ def _cmd_train(args):
     result = train(args.model, args.data, steps=args.steps, epochs=args.epochs,
                    batch_size=args.batch_size, out=args.out, resume=args.resume, tiny=args.tiny,
                    seed=args.seed, loader=args.loader, overrides=_parse_sets(args.set),
-                   distribute=args.distribute, devices=args.devices)
+                   distribute=args.distribute, devices=args.devices,
+                   processes=(None if args.coordinator is None else
+                              (args.coordinator, args.num_processes, args.process_id)))
     print(f"trained to step {result.step}; run folder: {result.run_dir}")
 
 
@@ -393,6 +395,12 @@ def build_parser():
                    "MirroredStrategy); the recipe's batch is the global batch")
     p.add_argument("--devices", type=int, help="with --distribute: split the CPU into N "
                    "devices (to try it without accelerators)")
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="with --distribute on jax: "
+                   "several processes / machines (jax.distributed); run the same command in "
+                   "each with its --process-id")
+    p.add_argument("--num-processes", type=int, help="with --coordinator")
+    p.add_argument("--process-id", type=int, help="with --coordinator: 0 .. N-1 (0 writes "
+                   "the run folder)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="keras-tuner search over a recipe's [tune] space; every "

@@ -54,3 +54,39 @@ def test_bad_distribute_options_are_one_line(tmp_path):
     if BACKEND == "torch":
         with pytest.raises(ZooError, match="jax .* and tensorflow"):
             train("vae", tiny=True, out=tmp_path / "c", distribute="data")
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="multi-process training is wired for jax")
+def test_two_processes_on_loopback_train_like_one(tmp_path):
+    """`zoo train --distribute data --coordinator` in two processes (jax.distributed, gloo
+    on CPU), each feeding half of every global batch: the run process 0 writes matches
+    the single-process run."""
+    import csv
+    import socket
+
+    from zoo.training.trainer import train
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    sets = ["--set", "train.steps_per_epoch=4", "--set", "train.checkpoint_every=4"]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "train", "ae", "--tiny", "--steps", "4", *sets,
+         "--distribute", "data", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+         "--process-id", str(i), "--out", str(tmp_path / "multi")], env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-2000:] for o in outs)
+    single = train("ae", tiny=True, steps=4, out=tmp_path / "single", verbose=0, samples=False,
+                   overrides={"train": {"steps_per_epoch": 4, "checkpoint_every": 4}})
+    with open(tmp_path / "multi" / "history.csv", newline="") as f:
+        multi_loss = float(list(csv.DictReader(f))[-1]["loss"])
+    assert multi_loss == pytest.approx(single.history["loss"][-1], rel=1e-4)
+    assert (tmp_path / "multi" / "model.keras").is_file()

@@ -329,7 +329,8 @@ class AudioDataset:
 
     # ----------------------------------------------------------------- batches
 
-    def batch(self, i, batch_size, *, split="train", seed=None, paired=False, with_domain=False):
+    def batch(self, i, batch_size, *, split="train", seed=None, paired=False, with_domain=False,
+              shard=None):
         """Batch number ``i``: random crops, a pure function of ``(seed, split, i)``.
 
         Crops are drawn uniformly over all audio of the split (a file is picked
@@ -345,6 +346,9 @@ class AudioDataset:
                 tuple, in ``domains`` order), each drawn independently from that
                 domain.
             with_domain: return ``(crops, domain_index)`` with int32 domain indices.
+            shard: ``(index, count)``: only this process's rows of the global batch
+                (``batch_size / count`` of them) in multi-process training; the
+                global batch is the one a single process draws.
 
         Returns:
             float32 ``[batch_size, crop_length]``; a tuple of those when
@@ -356,6 +360,12 @@ class AudioDataset:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         seed = self.seed if seed is None else int(seed)
         rng = np.random.default_rng([seed, _SPLITS[split], int(i)])
+        if shard is not None:
+            index, count = shard
+            rows = slice(index * batch_size // count, (index + 1) * batch_size // count)
+            full = self.batch(i, batch_size, split=split, seed=seed, paired=paired,
+                              with_domain=with_domain)
+            return tuple(a[rows] for a in full) if isinstance(full, tuple) else full[rows]
         if paired:
             return tuple(
                 self._draw(rng, self._pool(split, d), batch_size)[0]
@@ -367,11 +377,11 @@ class AudioDataset:
         return crops
 
     def batches(self, batch_size, *, split="train", start_step=0, num_steps=None, seed=None,
-                paired=False, with_domain=False, loader="auto", workers=1):
+                paired=False, with_domain=False, loader="auto", workers=1, shard=None):
         """A stream of :meth:`batch` ``(start_step + k)`` for ``k = 0, 1, ...``.
 
         Args:
-            batch_size, split, seed, paired, with_domain: as for :meth:`batch`.
+            batch_size, split, seed, paired, with_domain, shard: as for :meth:`batch`.
             start_step: first step number (resume a run at its step).
             num_steps: number of batches; None = endless (give ``fit`` a
                 ``steps_per_epoch``).
@@ -406,6 +416,11 @@ class AudioDataset:
         kwargs = dict(batch_size=int(batch_size), split=split,
                       seed=self.seed if seed is None else int(seed),
                       paired=paired, with_domain=with_domain)
+        if shard is not None:
+            index, count = (int(v) for v in shard)
+            if not 0 <= index < count or int(batch_size) % count:
+                raise ValueError(f"shard {shard!r} does not split batch_size {batch_size}")
+            kwargs["shard"] = (index, count)
         if loader == "auto":
             loader = "tf" if _import_tensorflow() is not None else "py"
         if loader == "tf":
@@ -429,6 +444,8 @@ class AudioDataset:
     def _tf_batches(self, tf, start_step, num_steps, kwargs):
         dtypes, packing = self._output_layout(kwargs)
         bs, crop = kwargs["batch_size"], self.crop_length
+        if kwargs.get("shard"):
+            bs //= kwargs["shard"][1]
         shapes = [[bs, crop] if d == "float32" else [bs] for d in dtypes]
 
         def np_batch(i):

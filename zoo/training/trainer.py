@@ -13,6 +13,7 @@ Batches are indexed by the global step, so a resumed run sees exactly the batche
 an uninterrupted run would have seen.
 """
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ def _default_run_dir(name):
 DISTRIBUTE = ("data",)
 
 
-def train(name=None, data=None, *, distribute=None, devices=None, **kwargs):
+def train(name=None, data=None, *, distribute=None, devices=None, processes=None, **kwargs):
     """Train a model from its recipe (or resume a run).
 
     Args:
@@ -138,6 +139,10 @@ def train(name=None, data=None, *, distribute=None, devices=None, **kwargs):
             split evenly across devices; checkpoints and resume are as on one device.
         devices: with ``distribute``, split the host CPU into this many devices (to
             try data parallelism without accelerators).
+        processes: with ``distribute`` on JAX, join a multi-process run first:
+            ``(coordinator "HOST:PORT", num_processes, process_id)``; every process
+            runs the same command and feeds its share of each global batch; process 0
+            writes the run folder (all need the same data, and the checkpoint to resume).
 
     Returns:
         A :class:`TrainResult`.
@@ -146,8 +151,9 @@ def train(name=None, data=None, *, distribute=None, devices=None, **kwargs):
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     if distribute is None:
-        if devices is not None:
-            raise ZooError("--devices needs --distribute data")
+        if devices is not None or processes is not None:
+            raise ZooError(f"--{'devices' if devices is not None else 'coordinator'} needs "
+                           "--distribute data")
         return _train(name, data, **kwargs)
     if distribute not in DISTRIBUTE:
         raise ZooError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
@@ -155,13 +161,16 @@ def train(name=None, data=None, *, distribute=None, devices=None, **kwargs):
         raise ZooError(f"--devices must be at least 1, got {devices}")
     from zoo.engine import backend
 
-    with backend.current().data_parallel(devices) as replicas:
-        return _train(name, data, replicas=replicas, **kwargs)
+    coordinator, num_processes, process_id = processes or (None, None, None)
+    engine = backend.current()
+    with engine.data_parallel(devices, coordinator, num_processes, process_id) as replicas:
+        return _train(name, data, replicas=replicas, processes=engine.process_layout(),
+                      **kwargs)
 
 
 def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, out=None,
            resume=False, tiny=False, seed=None, callbacks=(), verbose=1, loader="auto",
-           samples=True, overrides=None, replicas=1):
+           samples=True, overrides=None, replicas=1, processes=(0, 1)):
     if resume:
         if out is None:
             raise ZooError("--resume needs the run folder (--out DIR)")
@@ -227,8 +236,12 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
                        "needs one sub-folder per domain (found "
                        f"{len(dataset.domains)}: {', '.join(dataset.domains)})")
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
-    context = TrainingContext(run_dir=run_dir, dataset=dataset, train=train_cfg, seed=data_seed,
+    index, count = processes
+    shard = (index, count) if count > 1 else None
+    # process 0 writes the run folder; the others write to a scratch folder of their own
+    write_dir = run_dir if index == 0 else Path(tempfile.mkdtemp(prefix=f"zoo-process{index}-"))
+    atomic_write_text(write_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
+    context = TrainingContext(run_dir=write_dir, dataset=dataset, train=train_cfg, seed=data_seed,
                               verbose=verbose)
     if model.fitting is Fitting.CLOSED_FORM:
         return _fit_closed_form(model, context, total)
@@ -239,24 +252,24 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
     has_val = all(dataset.files("val", domain=d) for d in dataset.domains) if paired else bool(
         dataset.files("val"))
     val_steps = train_cfg["validation_steps"]
-    checkpoint = RunCheckpoint(run_dir, start, train_cfg["checkpoint_every"] or spe, spe)
-    cbs = [checkpoint, HistoryCSV(run_dir / "history.csv")]
+    checkpoint = RunCheckpoint(write_dir, start, train_cfg["checkpoint_every"] or spe, spe)
+    cbs = [checkpoint, HistoryCSV(write_dir / "history.csv")]
     if _tensorflow_available():
-        cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False))
+        cbs.append(keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs"), write_graph=False))
     if samples and model.supports(Capability.EXAMPLES) and train_cfg["num_samples"]:
         clips = dataset.clips(train_cfg["num_samples"], seed=data_seed,
                               domain=dataset.domains[0] if paired else None)
-        cbs.append(AudioSamples(run_dir, clips, dataset.sample_rate))
+        cbs.append(AudioSamples(write_dir, clips, dataset.sample_rate))
     cbs += list(model.training_callbacks(context)) + list(callbacks)
 
     history = {}
     for seg_start, seg_steps, epoch0, epoch1, seg_spe in _staged_segments(model, start, total,
                                                                            spe):
-        _enter_stage(model, seg_start, train_cfg, run_dir, verbose)
+        _enter_stage(model, seg_start, train_cfg, write_dir, verbose)
         train_data = dataset.batches(batch, start_step=seg_start, num_steps=seg_steps,
-                                     seed=data_seed, loader=loader, paired=paired)
+                                     seed=data_seed, loader=loader, paired=paired, shard=shard)
         val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
-                                    loader=loader, paired=paired) if has_val else None)
+                                    loader=loader, paired=paired, shard=shard) if has_val else None)
         hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
                          steps_per_epoch=seg_spe, validation_data=val_data,
                          validation_steps=val_steps if has_val else None,
@@ -275,7 +288,11 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
         checkpoint.last_saved = None
     if checkpoint.last_saved != total:
         checkpoint.save(history.get("loss", [None])[-1])
-    atomic_save_model(model, run_dir / registry.RUN_FINAL)
+    atomic_save_model(model, write_dir / registry.RUN_FINAL)
+    if write_dir != run_dir:
+        import shutil
+
+        shutil.rmtree(write_dir, ignore_errors=True)
     return TrainResult(run_dir=run_dir, model=model, history=history, step=checkpoint.step)
 
 

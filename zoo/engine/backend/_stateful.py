@@ -22,3 +22,8 @@ def adversarial_test_step(model, args):
 def replica_loss(loss):
     """Unchanged: one replica (JAX shards one program; torch trains on one device)."""
     return loss
+
+
+def process_layout():
+    """``(0, 1)``: one process (multi-worker training is not wired for this backend)."""
+    return 0, 1

@@ -16,11 +16,22 @@ import numpy as np
 
 # ------------------------------------------------------------------ data parallel
 @contextlib.contextmanager
-def data_parallel(cpu_devices=None):
-    """``keras.distribution.DataParallel`` over every local device for the block; yields
-    the device count. ``cpu_devices`` splits the host CPU into that many devices (JAX's
-    ``jax_num_cpu_devices``; only before JAX starts), for trying it without accelerators."""
+def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
+    """``keras.distribution.DataParallel`` over every device for the block; yields the
+    device count. ``cpu_devices`` splits the host CPU into that many devices (JAX's
+    ``jax_num_cpu_devices``; only before JAX starts), for trying it without accelerators.
+    ``coordinator`` (``HOST:PORT``), ``num_processes`` and ``process_id`` join a
+    multi-process run first (``jax.distributed.initialize``; gloo collectives on CPU):
+    the devices are then every process's."""
     from zoo.errors import ZooError
+
+    if coordinator is not None:
+        if num_processes is None or process_id is None:
+            raise ZooError("--coordinator needs --num-processes and --process-id")
+        if not jax.distributed.is_initialized():
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            jax.distributed.initialize(coordinator, num_processes=int(num_processes),
+                                       process_id=int(process_id))
 
     if cpu_devices:
         try:
@@ -33,7 +44,10 @@ def data_parallel(cpu_devices=None):
                                "before starting Python") from None
     devices = keras.distribution.list_devices()
     previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    # each process feeds its own rows of the global batch (the trainer shards the data,
+    # for tf.data and PyDataset alike), so Keras must not shard the dataset again
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
     try:
         yield len(devices)
     finally:
@@ -43,6 +57,11 @@ def data_parallel(cpu_devices=None):
 def replica_loss(loss):
     """Unchanged: JAX runs one program over the sharded batch (the loss is global)."""
     return loss
+
+
+def process_layout():
+    """``(index, count)`` of this process in a multi-process run (``(0, 1)`` alone)."""
+    return jax.process_index(), jax.process_count()
 
 
 # ------------------------------------------------------------------ inference

@@ -7,16 +7,20 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
+    adversarial_test_step, call_inference, make_adversarial_train_function, process_layout,
+    sync_state)
 
 
 @contextlib.contextmanager
-def data_parallel(cpu_devices=None):
+def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
     """``tf.distribute.MirroredStrategy`` over the local GPUs (else the CPU's logical
     devices) for the block; yields the replica count. ``cpu_devices`` splits the CPU
     into that many logical devices (only before TensorFlow's runtime starts)."""
     from zoo.errors import ZooError
 
+    if coordinator is not None:
+        raise ZooError("--coordinator (multi-process training) is wired for the jax backend; "
+                       "on TensorFlow use TF_CONFIG with MultiWorkerMirroredStrategy (README)")
     if cpu_devices:
         cpus = tf.config.list_physical_devices("CPU")
         try:
