@@ -24,6 +24,12 @@ loaded through exactly the same folder path as user data
     F3 2000-3200) and 100 random combinations. :func:`render_vowel` is the
     synthesiser: harmonics rolling off -9 dB/octave, 2-pole formant resonators
     with bandwidth ``50 (1 + F^2 / 6e6)`` Hz, +6 dB/octave lip radiation.
+
+``voices``
+    A parallel speech-like corpus (:mod:`zoo.data.voices`): four synthetic speakers
+    ``A`` .. ``D`` (f0 range, vocal-tract length, spectral tilt, breathiness, speaking
+    rate) saying the same 48 vowel-sequence utterances; ``A/utt_007.wav`` and
+    ``B/utt_007.wav`` are a parallel pair that does not line up frame by frame.
 """
 
 import csv
@@ -330,9 +336,23 @@ def _generate_vowels(folder, seed):
     _write_csv(folder / "labels.csv", rows)
 
 
+# --------------------------------------------------------------------------- voices
+
+
+def _generate_voices(folder, seed):
+    from zoo.data.voices import SAMPLE_RATE, render_utterance, voices_table
+
+    rows = voices_table(seed)
+    for row in rows:
+        y = render_utterance(row["utterance"], row["domain"], SAMPLE_RATE, seed=seed)
+        write_audio(folder / row["file"], y, SAMPLE_RATE)
+    _write_csv(folder / "labels.csv", rows)
+
+
 # --------------------------------------------------------------------------- registry
 
-_GENERATORS = {"timbre": _generate_timbre, "vowels": _generate_vowels}
+_GENERATORS = {"timbre": _generate_timbre, "vowels": _generate_vowels,
+               "voices": _generate_voices}
 BUILTIN_DATASETS = tuple(sorted(_GENERATORS))
 
 
@@ -351,7 +371,7 @@ def builtin_path(name, seed=0, cache_dir=None):
     crash or a concurrent process never leaves a half-written dataset.
 
     Args:
-        name: "timbre" or "vowels" (a "builtin:" prefix is accepted).
+        name: "timbre", "vowels" or "voices" (a "builtin:" prefix is accepted).
         seed: generation seed.
         cache_dir: cache folder (default ``$ZOO_CACHE_DIR`` or ``~/.cache/audio-zoo``).
 

@@ -1,0 +1,89 @@
+"""WORLD analysis / synthesis (pyworld) and SPTK-style mel-cepstra of its envelopes.
+
+:func:`sp2mc` / :func:`mc2sp` follow SPTK's definitions as pysptk implements them
+(``pysptk.sp2mc`` / ``pysptk.mc2sp``): the mel-cepstrum of a power spectrum is the
+real cepstrum of its log, frequency-warped by an all-pass of constant ``alpha``
+(:func:`freqt`, SPTK's recursion). They are written here in numpy, vectorised over
+frames.
+"""
+import importlib.metadata
+import sys
+import types
+
+import numpy as np
+
+
+def _pyworld():
+    """``import pyworld``; pyworld 0.3.x reads its version through ``pkg_resources``,
+    which setuptools >= 81 no longer ships: a two-line stand-in serves it then."""
+    try:
+        import pyworld
+    except ModuleNotFoundError as err:
+        if err.name != "pkg_resources":
+            raise
+        stub = types.ModuleType("pkg_resources")
+        stub.get_distribution = lambda name: types.SimpleNamespace(
+            version=importlib.metadata.version(name))
+        sys.modules.setdefault("pkg_resources", stub)
+        sys.modules.pop("pyworld", None)
+        import pyworld
+    return pyworld
+
+
+def world_analysis(x, sr, frame_period=5.0, f0_floor=60.0, f0_ceil=600.0, fft_size=None):
+    """WORLD parameters of a waveform: ``(f0 [frames], power envelope [frames, bins],
+    aperiodicity [frames, bins])`` (DIO + StoneMask f0, CheapTrick, D4C)."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0, t = pw.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period)
+    f0 = pw.stonemask(x, f0, t, sr)
+    kw = {"fft_size": int(fft_size)} if fft_size else {}
+    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=f0_floor, **kw)
+    ap = pw.d4c(x, f0, t, sr, **kw)
+    return f0, sp, ap
+
+
+def world_synthesis(f0, sp, ap, sr, frame_period=5.0):
+    """Waveform (float64) from WORLD parameters."""
+    pw = _pyworld()
+    c = np.ascontiguousarray
+    return pw.synthesize(c(f0, dtype=np.float64), c(sp, dtype=np.float64),
+                         c(ap, dtype=np.float64), sr, frame_period)
+
+
+def freqt(c, order, alpha):
+    """Frequency warping of cepstra (SPTK ``freqt``): ``c [..., m1 + 1]`` ->
+    ``[..., order + 1]`` through the all-pass ``(z^-1 - alpha) / (1 - alpha z^-1)``."""
+    c = np.asarray(c, np.float64)
+    lead = c.shape[:-1]
+    c = c.reshape(-1, c.shape[-1])
+    b = 1.0 - alpha * alpha
+    g = np.zeros((c.shape[0], order + 1))
+    for i in range(c.shape[1] - 1, -1, -1):
+        d = g.copy()
+        g[:, 0] = c[:, i] + alpha * d[:, 0]
+        if order >= 1:
+            g[:, 1] = b * d[:, 0] + alpha * d[:, 1]
+        for j in range(2, order + 1):
+            g[:, j] = d[:, j - 1] + alpha * (d[:, j] - g[:, j - 1])
+    return g.reshape(*lead, order + 1)
+
+
+def sp2mc(power, order, alpha):
+    """Mel-cepstrum ``[frames, order + 1]`` (c0 first) of power spectra ``[frames, bins]``
+    (``pysptk.sp2mc``)."""
+    log = np.log(np.maximum(np.asarray(power, np.float64), 1e-300))
+    c = np.fft.irfft(log, axis=-1)
+    bins = log.shape[-1]
+    c = c[..., :bins].copy()
+    c[..., 0] /= 2.0
+    c[..., bins - 1] /= 2.0
+    return freqt(c, order, alpha)
+
+
+def mc2sp(mc, alpha, fft_size):
+    """Power spectra ``[frames, fft_size // 2 + 1]`` of mel-cepstra (``pysptk.mc2sp``)."""
+    c = freqt(mc, fft_size // 2, -alpha)
+    c[..., 0] *= 2.0
+    sym = np.concatenate([c, c[..., -2:0:-1]], axis=-1)
+    return np.exp(np.fft.rfft(sym, axis=-1).real)
