@@ -28,6 +28,7 @@ _MODELS = {
     "travelgan": "zoo.models.travelgan:TraVeLGAN",
     "rave": "zoo.models.rave:RAVE",
     "style_transfer": "zoo.models.style_transfer:StyleTransfer",
+    "gmm_vc": "zoo.models.gmm_vc:GMMVoiceConversion",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

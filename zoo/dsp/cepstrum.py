@@ -46,10 +46,18 @@ def mel_cepstra(x, sr, order, n_fft, hop, n_mels, method, alpha):
     ``method="mfcc"``: orthonormal DCT-II of the log power mel spectrum (librosa,
     Slaney filterbank of ``n_mels`` bands); ``method="sptk"``: ``pysptk.mcep``
     mel-cepstral analysis with all-pass constant ``alpha`` on Blackman-windowed
-    frames (needs pysptk). See :func:`zoo.eval.mel_cepstral_distortion`.
+    frames (needs pysptk); ``method="world"``: SPTK's mel-cepstrum (:func:`zoo.dsp.world.sp2mc`)
+    of WORLD's CheapTrick envelope at a ``hop`` frame period, what voice-conversion
+    toolkits (sprocket) compare. See :func:`zoo.eval.mel_cepstral_distortion`.
     """
     import librosa
 
+    if method == "world":
+        from zoo.dsp.world import sp2mc, world_analysis
+
+        _, sp, _ = world_analysis(x, sr, frame_period=1000.0 * hop / sr, fft_size=n_fft,
+                                  f0_method="dio")  # the envelope only
+        return sp2mc(sp, order, alpha)
     if method == "mfcc":
         power = _magnitude(x, n_fft, hop, 2.0)
         fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)

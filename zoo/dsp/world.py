@@ -30,13 +30,29 @@ def _pyworld():
     return pyworld
 
 
-def world_analysis(x, sr, frame_period=5.0, f0_floor=60.0, f0_ceil=600.0, fft_size=None):
-    """WORLD parameters of a waveform: ``(f0 [frames], power envelope [frames, bins],
-    aperiodicity [frames, bins])`` (DIO + StoneMask f0, CheapTrick, D4C)."""
+F0_METHODS = ("harvest", "dio")
+
+
+def world_f0(x, sr, frame_period=5.0, f0_floor=60.0, f0_ceil=600.0, method="harvest"):
+    """WORLD f0 contour and frame times: Harvest (robust; about 0.4 s per second of
+    audio here), or DIO + StoneMask (fast; octave errors on low, breathy voices)."""
     pw = _pyworld()
     x = np.ascontiguousarray(x, dtype=np.float64)
+    if method == "harvest":
+        return pw.harvest(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period)
+    if method != "dio":
+        raise ValueError(f"f0 method must be one of {F0_METHODS}, got {method!r}")
     f0, t = pw.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period)
-    f0 = pw.stonemask(x, f0, t, sr)
+    return pw.stonemask(x, f0, t, sr), t
+
+
+def world_analysis(x, sr, frame_period=5.0, f0_floor=60.0, f0_ceil=600.0, fft_size=None,
+                   f0_method="harvest"):
+    """WORLD parameters of a waveform: ``(f0 [frames], power envelope [frames, bins],
+    aperiodicity [frames, bins])`` (:func:`world_f0`, CheapTrick, D4C)."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    f0, t = world_f0(x, sr, frame_period, f0_floor, f0_ceil, f0_method)
     kw = {"fft_size": int(fft_size)} if fft_size else {}
     sp = pw.cheaptrick(x, f0, t, sr, f0_floor=f0_floor, **kw)
     ap = pw.d4c(x, f0, t, sr, **kw)

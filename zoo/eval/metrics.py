@@ -288,6 +288,9 @@ def mel_cepstral_distortion(x, y, sr, order=24, alpha=None, align="dtw", n_fft=1
       frames of ``n_fft`` samples) with warping ``alpha`` (``None``:
       :func:`mcep_alpha` of ``sr``), the usual definition in TTS/VC papers.
       Needs the optional package ``pysptk``.
+    * ``"world"``: the same mel-cepstrum of WORLD's CheapTrick envelope (pyworld;
+      frame period ``hop``), as voice-conversion toolkits (sprocket) measure it:
+      :func:`zoo.dsp.world.sp2mc`.
 
     Args:
         x, y: waveforms ``[samples]`` at ``sr``, each at least ``n_fft`` long.
@@ -312,8 +315,8 @@ def mel_cepstral_distortion(x, y, sr, order=24, alpha=None, align="dtw", n_fft=1
     sr = _check_sr(sr)
     if align not in ("dtw", "none"):
         raise ValueError(f"align must be 'dtw' or 'none'; got {align!r}.")
-    if method not in ("mfcc", "sptk"):
-        raise ValueError(f"method must be 'mfcc' or 'sptk'; got {method!r}.")
+    if method not in ("mfcc", "sptk", "world"):
+        raise ValueError(f"method must be 'mfcc', 'sptk' or 'world'; got {method!r}.")
     if method == "mfcc":
         if alpha is not None:
             raise ValueError("alpha only applies to method='sptk' (mel filterbank cepstra).")
