@@ -39,7 +39,7 @@ from keras import ops
 
 from zoo.dsp.mlpg import mlpg, static_delta
 from zoo.dsp.world import F0_METHODS, mc2sp, sp2mc, world_analysis, world_synthesis
-from zoo.engine import Capability, Fitting, check_positive
+from zoo.engine import Fitting, check_positive
 from zoo.errors import ZooError
 from zoo.models.translation import TranslationModel
 
