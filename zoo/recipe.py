@@ -140,10 +140,25 @@ def _first_error(origin, section, err):
 
 
 def constructor_arguments(cls):
-    """``{name: default}`` of a model class's constructor (``**kwargs`` excluded)."""
-    params = inspect.signature(cls.__init__).parameters
-    return {n: p.default for n, p in params.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    """``{name: default}`` of a model class's constructor (``**kwargs`` excluded).
+
+    A constructor that passes ``**kwargs`` on to its parent's (a subclass adding
+    arguments, e.g. the conditional VAE) also accepts the parent's arguments, up to the
+    first class outside the zoo (Keras' own ``name``, ``dtype`` ... are not recipe keys).
+    """
+    out = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if not klass.__module__.startswith(("zoo", "tests", "__main__")) and out:
+            break
+        params = inspect.signature(klass.__init__).parameters
+        for n, p in params.items():
+            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                out.setdefault(n, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
 
 
 def _value_type(default):

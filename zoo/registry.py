@@ -29,6 +29,7 @@ _MODELS = {
     "rave": "zoo.models.rave:RAVE",
     "style_transfer": "zoo.models.style_transfer:StyleTransfer",
     "gmm_vc": "zoo.models.gmm_vc:GMMVoiceConversion",
+    "cvae": "zoo.models.cvae:ConditionalVAE",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

@@ -345,7 +345,9 @@ class AudioDataset:
             paired: return one ``[batch_size, crop_length]`` array per domain (a
                 tuple, in ``domains`` order), each drawn independently from that
                 domain.
-            with_domain: return ``(crops, domain_index)`` with int32 domain indices.
+            with_domain: return ``(crops, domain_index)`` with int32 domain indices;
+                ``"input"``: ``((crops, domain_index),)``, the pair as the model's input
+                (Keras then passes no target).
             shard: ``(index, count)``: only this process's rows of the global batch
                 (``batch_size / count`` of them) in multi-process training; the
                 global batch is the one a single process draws.
@@ -365,6 +367,8 @@ class AudioDataset:
             rows = slice(index * batch_size // count, (index + 1) * batch_size // count)
             full = self.batch(i, batch_size, split=split, seed=seed, paired=paired,
                               with_domain=with_domain)
+            if with_domain == "input":
+                return ((full[0][0][rows], full[0][1][rows]),)
             return tuple(a[rows] for a in full) if isinstance(full, tuple) else full[rows]
         if paired:
             return tuple(
@@ -372,6 +376,8 @@ class AudioDataset:
                 for d in range(len(self.domains))
             )
         crops, dom = self._draw(rng, self._pool(split, None), batch_size)
+        if with_domain == "input":
+            return ((crops, dom.astype(np.int32)),)
         if with_domain:
             return crops, dom.astype(np.int32)
         return crops
@@ -437,6 +443,8 @@ class AudioDataset:
         """dtypes of the flat outputs of :meth:`batch`, and how to pack them."""
         if kwargs["paired"]:
             return ["float32"] * len(self.domains), "tuple"
+        if kwargs["with_domain"] == "input":
+            return ["float32", "int32"], "input"
         if kwargs["with_domain"]:
             return ["float32", "int32"], "tuple"
         return ["float32"], "single"
@@ -450,12 +458,16 @@ class AudioDataset:
 
         def np_batch(i):
             out = self.batch(int(i), **kwargs)
+            if packing == "input":
+                out = out[0]
             return list(out) if isinstance(out, tuple) else [out]
 
         def fn(i):
             outs = tf.numpy_function(np_batch, [i], [getattr(tf, d) for d in dtypes], stateful=False)
             for t, s in zip(outs, shapes):
                 t.set_shape(s)
+            if packing == "input":
+                return (tuple(outs),)
             return tuple(outs) if packing == "tuple" else outs[0]
 
         if num_steps is None:

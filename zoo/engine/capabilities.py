@@ -33,6 +33,9 @@ class Capability(str, enum.Enum):
     LATENT_PCA = "latent_pca"
     #: trains on paired batches ``(domain A crops, domain B crops)``.
     PAIRED_DOMAINS = "paired_domains"
+    #: trains on labelled inputs ``(crops, domain index)`` (any number of domains, no
+    #: pairing); the model's ``domains`` must be the data's domain folders.
+    DOMAIN_LABELS = "domain_labels"
     #: ``audio_examples(clips) -> {label: [n, samples]}`` for listening during training.
     EXAMPLES = "examples"
     #: ``stylize(content, style, ...)``: the content re-rendered with the style's texture.
@@ -70,6 +73,7 @@ REQUIRED_METHODS = {
     Capability.STAGES: ("stage_boundaries", "prepare_stage", "stage_description"),
     Capability.LATENT_PCA: ("latent_pca", "fit_latent_pca", "fidelity_report"),
     Capability.PAIRED_DOMAINS: ("split_domains",),
+    Capability.DOMAIN_LABELS: ("check_domains",),
     Capability.EXAMPLES: ("audio_examples",),
     Capability.STYLIZE: ("stylize",),
     Capability.FEATURE_MAPS: ("feature_maps",),

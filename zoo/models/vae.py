@@ -119,9 +119,12 @@ class SpectrogramVAE(ZooModel):
         return caps if self.variational else caps - {Capability.SAMPLE}
 
     # ---------------------------------------------------------------- interface
-    def encode_features(self, features):
-        """Normalised log-mel ``[B, F, n_mels]`` -> ``(z_mean, z_log_var)`` ``[B, ceil(F/k), latent]``."""
-        h = self.encoder(pad_to_multiple(features, self.time_compression, value=-1.0))
+    def encode_features(self, features, condition=None):
+        """Normalised log-mel ``[B, F, n_mels]`` -> ``(z_mean, z_log_var)`` ``[B, ceil(F/k), latent]``.
+
+        ``condition`` is for conditional subclasses (a domain label); ignored here."""
+        h = self.encoder(self.conditioned(
+            pad_to_multiple(features, self.time_compression, value=-1.0), condition))
         if not self.variational:
             return h, ops.zeros_like(h)
         z_mean, z_log_var = ops.split(h, 2, axis=-1)
@@ -138,9 +141,18 @@ class SpectrogramVAE(ZooModel):
                 maps.append(h)
         return maps
 
-    def decode_features(self, z):
+    def decode_features(self, z, condition=None):
         """Latents -> decoder output (normalised log-mel, or log-variance for IS)."""
-        return self.decoder(z)
+        return self.decoder(self.conditioned(z, condition))
+
+    def conditioned(self, sequence, condition):
+        """The encoder's or decoder's input ``[B, frames, C]`` with the condition appended
+        (conditional subclasses); unchanged here."""
+        return sequence
+
+    def split_inputs(self, inputs):
+        """Model inputs -> ``(waveform, condition)`` (``condition`` None here)."""
+        return inputs, None
 
     @inference
     def encode(self, waveform):
@@ -209,18 +221,19 @@ class SpectrogramVAE(ZooModel):
         }
 
     # ----------------------------------------------------------------- training
-    def call(self, waveform, training=False):
+    def call(self, inputs, training=False):
+        waveform, condition = self.split_inputs(inputs)
         waveform = ops.convert_to_tensor(waveform, "float32")
         power = self.frontend.power_mel(waveform)
         features = self.frontend.normalized_log(power)
-        z_mean, z_log_var = self.encode_features(features)
+        z_mean, z_log_var = self.encode_features(features, condition)
         if self.variational and training:
             eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
             z = z_mean + ops.exp(0.5 * z_log_var) * eps
         else:
             z = z_mean
         frames = features.shape[1] or ops.shape(features)[1]
-        decoded = self.decode_features(z)[:, :frames]
+        decoded = self.decode_features(z, condition)[:, :frames]
         if training:
             self.train_steps.assign_add(1.0)
         return {"features": features, "power_mel": power, "decoded": decoded,

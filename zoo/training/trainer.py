@@ -256,10 +256,14 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
     cbs = [checkpoint, HistoryCSV(write_dir / "history.csv")]
     if _tensorflow_available():
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs"), write_graph=False))
+    labelled = model.supports(Capability.DOMAIN_LABELS)
     if samples and model.supports(Capability.EXAMPLES) and train_cfg["num_samples"]:
         clips = dataset.clips(train_cfg["num_samples"], seed=data_seed,
-                              domain=dataset.domains[0] if paired else None)
+                              domain=dataset.domains[0] if paired or labelled else None)
         cbs.append(AudioSamples(write_dir, clips, dataset.sample_rate))
+    if labelled:
+        model.check_domains(dataset.domains)
+    domain_input = "input" if labelled else False
     cbs += list(model.training_callbacks(context)) + list(callbacks)
 
     history = {}
@@ -267,9 +271,11 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
                                                                            spe):
         _enter_stage(model, seg_start, train_cfg, write_dir, verbose)
         train_data = dataset.batches(batch, start_step=seg_start, num_steps=seg_steps,
-                                     seed=data_seed, loader=loader, paired=paired, shard=shard)
+                                     seed=data_seed, loader=loader, paired=paired, shard=shard,
+                                     with_domain=domain_input)
         val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
-                                    loader=loader, paired=paired, shard=shard) if has_val else None)
+                                    loader=loader, paired=paired, shard=shard,
+                                    with_domain=domain_input) if has_val else None)
         hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
                          steps_per_epoch=seg_spe, validation_data=val_data,
                          validation_steps=val_steps if has_val else None,

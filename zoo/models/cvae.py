@@ -1,0 +1,164 @@
+"""Conditional spectrogram VAE: voice / timbre conversion by swapping a domain label.
+
+The spectrogram VAE (:class:`~zoo.models.vae.SpectrogramVAE`) with a one-hot domain
+(speaker, instrument) label appended to the encoder's input frames and to the decoder's
+latent frames. Trained on labelled crops of any number of domains, parallel or not
+(``zoo train cvae --data FOLDER_WITH_ONE_SUBFOLDER_PER_DOMAIN``): the label carries
+who is speaking, so the latent is pushed to carry what is said.
+
+Conversion, A -> B (:meth:`ConditionalVAE.convert`, ``conversion=``):
+
+* ``"swap"``: encode with label A, decode with label B;
+* ``"arithmetic"``: the latent-arithmetic baseline of seed 004,
+  ``z - mu_A + mu_B`` decoded with label A, where ``mu_d`` is the mean posterior of
+  domain ``d``'s training clips (computed when training ends, stored in the model).
+"""
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.engine import Capability, inference
+from zoo.errors import ZooError
+from zoo.models.translation import TranslationModel
+from zoo.models.vae import SpectrogramVAE
+
+CONVERSIONS = ("swap", "arithmetic")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ConditionalVAE(SpectrogramVAE):
+    """Spectrogram VAE conditioned on a domain label (module docstring).
+
+    Args:
+        domains: the domain names, in the order of the data's domain folders (sorted).
+        source_domain, target_domain: the default conversion (default: the first two).
+        conversion: default conversion mode, ``"swap"`` or ``"arithmetic"``.
+        mean_clips: training clips per domain for the latent means of ``"arithmetic"``.
+        **kwargs: :class:`~zoo.models.vae.SpectrogramVAE`'s arguments.
+    """
+
+    capabilities = {Capability.CONVERT, Capability.RECONSTRUCT, Capability.ENCODE,
+                    Capability.EXAMPLES, Capability.DOMAIN_LABELS, Capability.FEATURE_MAPS}
+
+    def __init__(self, domains=("A", "B"), source_domain="", target_domain="",
+                 conversion="swap", mean_clips=64, **kwargs):
+        names = [str(d) for d in domains]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ValueError(f"domains must name two or more distinct domains, got {domains!r}")
+        if conversion not in CONVERSIONS:
+            raise ValueError(f"conversion must be one of {CONVERSIONS}, got {conversion!r}")
+        source, target = str(source_domain) or names[0], str(target_domain) or names[1]
+        for role, name in (("source_domain", source), ("target_domain", target)):
+            if name not in names:
+                raise ValueError(f"{role} {name!r} is not one of domains {names}")
+        super().__init__(**kwargs)
+        self.domains = tuple(names)
+        self.source_domain, self.target_domain = source, target
+        self.conversion, self.mean_clips = conversion, int(mean_clips)
+        self.domain_means = self.add_weight(shape=(len(self.domains), self.latent_dim),
+                                            initializer="zeros", trainable=False,
+                                            name="domain_means")
+
+    # ------------------------------------------------------------ conditioning
+    def index(self, domain):
+        """A domain's label index (name or index)."""
+        if isinstance(domain, (int, np.integer)) and 0 <= int(domain) < len(self.domains):
+            return int(domain)
+        if str(domain) not in self.domains:
+            raise ZooError(f"unknown domain {domain!r}; this model knows {', '.join(self.domains)}")
+        return self.domains.index(str(domain))
+
+    def split_inputs(self, inputs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            return inputs[0], inputs[1]
+        return inputs, None
+
+    def conditioned(self, sequence, condition):
+        """Append the one-hot label (default: the source domain) to every frame."""
+        batch, frames = ops.shape(sequence)[0], ops.shape(sequence)[1]
+        if condition is None:
+            condition = ops.full((batch,), self.index(self.source_domain), "int32")
+        onehot = ops.one_hot(ops.cast(ops.reshape(condition, (-1,)), "int32"),
+                             len(self.domains), dtype=sequence.dtype)
+        onehot = ops.broadcast_to(onehot[:, None, :], (batch, frames, len(self.domains)))
+        return ops.concatenate([sequence, onehot], axis=-1)
+
+    def check_domains(self, data_domains):
+        """The data's domain folders must be this model's ``domains``, in order."""
+        if list(data_domains) != list(self.domains):
+            raise ZooError(f"the data's domains {list(data_domains)} are not the model's "
+                           f"{list(self.domains)}; set model_config.domains to the domain folders "
+                           "(sorted)")
+
+    # ------------------------------------------------------------ conversion
+    @inference
+    def translate_domains(self, waveform, source, target, arithmetic=False):
+        """``[B, samples]`` from domain index ``source`` to ``target`` (in graph)."""
+        waveform = ops.convert_to_tensor(waveform, "float32")
+        length = waveform.shape[1] or ops.shape(waveform)[1]
+        features = self.frontend(self.frontend.pad_input(waveform))
+        batch = ops.shape(features)[0]
+        src = ops.full((batch,), source, "int32")
+        z = self.encode_features(features, src)[0]
+        if arithmetic:
+            means = ops.convert_to_tensor(self.domain_means)
+            z = z - means[source] + means[target]
+            decoded = self.decode_features(z, src)
+        else:
+            decoded = self.decode_features(z, ops.full((batch,), target, "int32"))
+        decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
+        n = max(length, self.frontend.n_fft) if isinstance(length, int) else ops.maximum(
+            length, self.frontend.n_fft)
+        return self.output_to_waveform(decoded, length=n)[:, :length]
+
+    convert = TranslationModel.convert
+
+    def convert_batch(self, waveforms, source=None, target=None, conversion=None):
+        """numpy ``[B, samples]`` -> converted (default: the model's direction and mode)."""
+        mode = conversion or self.conversion
+        if mode not in CONVERSIONS:
+            raise ZooError(f"conversion must be one of {CONVERSIONS}, got {mode!r}")
+        out = self.translate_domains(np.asarray(waveforms, "float32"),
+                                     self.index(source or self.source_domain),
+                                     self.index(target or self.target_domain),
+                                     arithmetic=mode == "arithmetic")
+        return np.asarray(ops.convert_to_numpy(out), "float32")
+
+    def translate(self, waveform):
+        """In-graph conversion in the model's default direction and mode (exported)."""
+        return self.translate_domains(waveform, self.index(self.source_domain),
+                                      self.index(self.target_domain),
+                                      arithmetic=self.conversion == "arithmetic")
+
+    # ------------------------------------------------------------ training hooks
+    def finish_training(self, context):
+        """Store each domain's mean posterior over training clips (for ``arithmetic``)."""
+        dataset = context.dataset
+        means = np.zeros((len(self.domains), self.latent_dim), "float32")
+        for k, name in enumerate(self.domains):
+            clips = dataset.clips(self.mean_clips, split="train", seed=context.seed,
+                                  domain=name)
+            z = []
+            for start in range(0, len(clips), 16):
+                batch = clips[start:start + 16]
+                features = self.frontend(self.frontend.pad_input(ops.convert_to_tensor(batch)))
+                z.append(np.asarray(ops.convert_to_numpy(self.encode_features(
+                    features, ops.full((len(batch),), k, "int32"))[0])))
+            means[k] = np.concatenate(z).reshape(-1, self.latent_dim).mean(axis=0)
+        self.domain_means.assign(means)
+        return True
+
+    def audio_examples(self, clips):
+        clips = np.asarray(ops.convert_to_numpy(clips), "float32")
+        return {"input": clips, "reconstruction": self.reconstruct(clips),
+                "converted": self.convert_batch(clips)}
+
+    def serving_endpoints(self):
+        return {**super().serving_endpoints(),
+                "forward": (self.translate, [(None, None)]),
+                "reconstruct": (self.reconstruct, [(None, None)])}
+
+    def get_config(self):
+        return {**super().get_config(), "domains": list(self.domains),
+                "source_domain": self.source_domain, "target_domain": self.target_domain,
+                "conversion": self.conversion, "mean_clips": self.mean_clips}
