@@ -133,7 +133,7 @@ class SpectrogramVAE(ZooModel):
     def feature_maps(self, features):
         """The encoder's activations (after each LeakyReLU) for normalised log-mel
         ``features`` ``[B, F, n_mels]``: learned feature maps, e.g. for style transfer."""
-        h = pad_to_multiple(features, self.time_compression, value=-1.0)
+        h = self.conditioned(pad_to_multiple(features, self.time_compression, value=-1.0), None)
         maps = []
         for layer in self.encoder.layers:
             h = layer(h)
