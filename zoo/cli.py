@@ -45,9 +45,13 @@ def _cmd_info(args):
 def _cmd_train(args):
     from zoo.training.trainer import train
 
+    overrides = _parse_sets(args.set)
+    for flag, key in (("source", "source_domain"), ("target", "target_domain")):
+        if getattr(args, flag):
+            overrides.setdefault("model_config", {})[key] = getattr(args, flag)
     result = train(args.model, args.data, steps=args.steps, epochs=args.epochs,
                    batch_size=args.batch_size, out=args.out, resume=args.resume, tiny=args.tiny,
-                   seed=args.seed, loader=args.loader, overrides=_parse_sets(args.set),
+                   seed=args.seed, loader=args.loader, overrides=overrides,
                    distribute=args.distribute, devices=args.devices,
                    processes=(None if args.coordinator is None else
                               (args.coordinator, args.num_processes, args.process_id)))
@@ -122,7 +126,9 @@ def _cmd_convert(args):
     model.require(Capability.CONVERT, "convert audio between domains")
     wave = _load_wave(args.input, model)
     rate = args.sample_rate or model.sample_rate
-    out = model.convert(wave, output_rate=rate)
+    options = {k: v for k, v in (("source", args.source), ("target", args.target),
+                                  ("conversion", args.conversion)) if v}
+    out = model.convert(wave, output_rate=rate, **options)
     write_audio(args.output, np.clip(out, -1.0, 1.0), rate)
     print(f"wrote {args.output} ({len(out) / rate:.2f} s at {rate} Hz)")
 
@@ -390,6 +396,10 @@ def build_parser():
                    "--set model_config.latent_dim=8 (repeatable)")
     p.add_argument("--loader", choices=["auto", "tf", "py"], default="auto",
                    help="tf.data or keras PyDataset batching")
+    p.add_argument("--source", help="conversion models: the source domain folder "
+                   "(model_config.source_domain)")
+    p.add_argument("--target", help="conversion models: the target domain folder "
+                   "(model_config.target_domain)")
     p.add_argument("--distribute", choices=["data"], help="data-parallel over every local "
                    "device (jax: keras.distribution.DataParallel; tensorflow: "
                    "MirroredStrategy); the recipe's batch is the global batch")
@@ -443,6 +453,10 @@ def build_parser():
     p.add_argument("--sample-rate", type=int, help="resample the output to this rate")
     p.add_argument("--weights", help="shipped weights for a registry name (default: the "
                    "model's shipped default, e.g. travelgan -> timbre)")
+    p.add_argument("--source", help="cvae: the input's domain (default: the model's)")
+    p.add_argument("--target", help="cvae: the domain to convert to (default: the model's)")
+    p.add_argument("--conversion", choices=["swap", "arithmetic"],
+                   help="cvae: label swap or the latent-arithmetic baseline")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("sample", help="draw audio from a VAE's prior")

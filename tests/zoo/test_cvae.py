@@ -22,17 +22,19 @@ def _clip(seconds=0.6, speaker="A", utterance=3):
 
 
 def test_label_swap_changes_the_output_and_the_identity_label_reconstructs(trained):
+    from zoo.eval.metrics import mel_distance
+
     model = trained.model
     x = _clip()[None]
     same = model.convert_batch(x, source="A", target="A")
     recon = np.asarray(keras.ops.convert_to_numpy(model.reconstruct(x)))
-    np.testing.assert_allclose(same, recon, atol=3e-4)  # two compiled graphs, same maths
     swapped = model.convert_batch(x, source="A", target="B")
+    arith = model.convert_batch(x, "A", "A", conversion="arithmetic")
     assert swapped.shape == x.shape and np.all(np.isfinite(swapped))
-    assert np.sqrt(np.mean((swapped - same) ** 2)) > 10 * 3e-4
-    # arithmetic towards the own domain is the identity too
-    np.testing.assert_allclose(model.convert_batch(x, "A", "A", conversion="arithmetic"), recon,
-                               atol=3e-4)
+    # two compiled graphs of the same maths: equal up to Griffin-Lim's float noise
+    identity = max(mel_distance(same[0], recon[0], 16000), mel_distance(arith[0], recon[0], 16000))
+    assert identity < 0.01
+    assert mel_distance(swapped[0], same[0], 16000) > max(10 * identity, 0.02)
 
 
 def test_domain_means_are_the_mean_posterior_of_training_clips(trained):

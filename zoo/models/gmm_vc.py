@@ -32,6 +32,7 @@ conversion is served by ``zoo convert`` / :meth:`convert` in Python. Before it i
 the model passes audio through WORLD unchanged.
 """
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -134,6 +135,7 @@ class GMMVoiceConversion(TranslationModel):
 
     # ------------------------------------------------------------ fitting
     def fit_closed_form(self, dataset, context):
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
         from zoo.dsp import dtw_path
@@ -178,7 +180,10 @@ class GMMVoiceConversion(TranslationModel):
                                   max_iter=self.em_iterations if last else
                                   max(5, self.em_iterations // 10),
                                   random_state=self.seed, init_params="kmeans")
-            gmm.fit(joint)
+            with warnings.catch_warnings():
+                if not last:  # the re-alignment fits stop early on purpose
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                gmm.fit(joint)
             self._store(gmm)
         nll = float(-gmm.score(joint))
         return {"loss": nll, "frames": float(len(joint)), "utterances": float(len(pairs)),
