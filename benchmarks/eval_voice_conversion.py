@@ -9,7 +9,7 @@ with the true ``--target`` utterance of the same name (``zoo eval --pairs``):
 
 * MCD: mel-cepstral distortion in dB on WORLD mel-cepstra (order 24, alpha 0.42, c0
   excluded) over the DTW-aligned frames, beside the unconverted source's;
-* mean-f0 error: the difference of mean log-f0 (Harvest) to the target's, in cents;
+* median-f0 error: the difference of median log-f0 (Harvest) to the target's, in cents;
 * target share: the share of converted clips the domain classifier calls the target.
 
 ``--cvae`` is evaluated twice: label swap and the latent-arithmetic baseline. Writes
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = ("mcd_world_dtw_to_target", "f0_mean_error_to_target_cents", "target_domain_share")
+METRICS = ("mcd_world_dtw_to_target", "f0_median_error_to_target_cents", "target_domain_share")
 
 
 def _rows(result):
@@ -90,7 +90,7 @@ def main(argv=None):
 
     lines = [f"# Voice conversion, builtin:voices {args.source} -> {args.target} (held-out "
              "utterances)", "", "`python -m benchmarks.eval_voice_conversion`", "",
-             "| system | MCD, WORLD mel-cepstra, DTW [dB] | mean-f0 error to target [cents] "
+             "| system | MCD, WORLD mel-cepstra, DTW [dB] | median-f0 error to target [cents] "
              "| share called target |", "|---|---|---|---|"]
     if unconverted:
         lines.append(f"| unconverted source | {fmt(unconverted.get(METRICS[0]))} | "

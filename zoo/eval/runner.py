@@ -73,7 +73,7 @@ METRIC_INFO = {
     "mel_distance_to_target": ("mel distance to target", "nepers", "lower"),
     "mcd_dtw_to_target": ("MCD (DTW) to target", "dB", "lower"),
     "mcd_world_dtw_to_target": ("MCD (WORLD mel-cepstra, DTW) to target", "dB", "lower"),
-    "f0_mean_error_to_target_cents": ("mean-f0 error to target", "cents", "lower"),
+    "f0_median_error_to_target_cents": ("median-f0 error to target", "cents", "lower"),
     "target_domain_share": ("share called target domain", "fraction", "higher"),
     "frechet_distance_to_target": ("Frechet distance to real target", "", "lower"),
     "f0_error_cents": ("f0 error", "cents", "lower"),
@@ -249,8 +249,9 @@ def _row(task, name, value, count, missing=0, reasons=None, reference=None,
             "reference_label": reference_label if reference is not None else None}
 
 
-def _f0_mean_cents(x, ref, sr):
-    """``|mean log2 f0(x) - mean log2 f0(ref)|`` over voiced WORLD frames, in cents."""
+def _f0_median_cents(x, ref, sr):
+    """``|median log2 f0(x) - median log2 f0(ref)|`` over voiced frames (WORLD Harvest),
+    in cents: where the two voices sit, robust to the estimator's octave errors."""
     from zoo.dsp.world import world_f0
 
     means = []
@@ -258,7 +259,7 @@ def _f0_mean_cents(x, ref, sr):
         f0 = world_f0(sig, sr)[0]
         if not np.any(f0 > 0):
             raise ValueError("no voiced frames")
-        means.append(np.mean(np.log2(f0[f0 > 0])))
+        means.append(np.median(np.log2(f0[f0 > 0])))
     return 1200.0 * abs(means[0] - means[1])
 
 
@@ -346,9 +347,10 @@ def _conversion(model, ds, ctx):
                     *_try(M.mel_cepstral_distortion, y, ref, sr, **world))
             col.add(row, "unconverted_mcd_world_dtw_to_target",
                     *_try(M.mel_cepstral_distortion, x, ref, sr, **world))
-            col.add(row, "f0_mean_error_to_target_cents", *_try(_f0_mean_cents, y, ref, sr))
-            col.add(row, "unconverted_f0_mean_error_to_target_cents",
-                    *_try(_f0_mean_cents, x, ref, sr))
+            col.add(row, "f0_median_error_to_target_cents",
+                    *_try(_f0_median_cents, y, ref, sr))
+            col.add(row, "unconverted_f0_median_error_to_target_cents",
+                    *_try(_f0_median_cents, x, ref, sr))
         f0_values, f0_reasons = _f0(x[:n], y[:n], sr, f0_kw)
         for name, value in f0_values.items():
             col.add(row, name, value, f0_reasons.get(name))
@@ -375,9 +377,9 @@ def _conversion(model, ds, ctx):
                                 _mean(col.values["unconverted_mcd_world_dtw_to_target"]),
                                 "unconverted source",
                                 f"MCD (WORLD mel-cepstra, DTW) to the true {tgt}"))
-        rows.append(col.summary("f0_mean_error_to_target_cents",
-                                _mean(col.values["unconverted_f0_mean_error_to_target_cents"]),
-                                "unconverted source", f"mean-f0 error to the true {tgt}"))
+        rows.append(col.summary("f0_median_error_to_target_cents",
+                                _mean(col.values["unconverted_f0_median_error_to_target_cents"]),
+                                "unconverted source", f"median-f0 error to the true {tgt}"))
     clf = ctx["classifier"]
     if clf is not None:
         rows.append(_single("conversion", "target_domain_share", len(conv_clips), clf.share,

@@ -20,8 +20,10 @@ Kain & Macon (1998), Toda, Black & Tokuda (2007), as sprocket does it:
    ``E`` and conditional variance (static and delta consistent), then, with
    ``global_variance``, each dimension's variance over the utterance scaled to the
    target speaker's (the GV post-filter).
-5. **Excitation.** log-f0 mean / variance transform on voiced frames; aperiodicity and
-   c0 copied from the source; WORLD synthesis.
+5. **Excitation.** log-f0 mean / variance transform on voiced frames (statistics over
+   each speaker's f0 range, an octave either side of its median, which the source's
+   analysis also searches at conversion time); aperiodicity and c0 copied from the
+   source; WORLD synthesis.
 
 It is fitted by EM on the parallel training files (``Fitting.CLOSED_FORM``): ``zoo train
 gmm_vc --data builtin:voices --set model_config.source_domain=A ...``. Every fitted value
@@ -31,8 +33,10 @@ conversion is not a graph: the SavedModel's ``forward`` serves the feature mappi
 conversion is served by ``zoo convert`` / :meth:`convert` in Python. Before it is fitted
 the model passes audio through WORLD unchanged.
 """
+import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -67,7 +71,7 @@ class GMMVoiceConversion(TranslationModel):
         f0_floor, f0_ceil: f0 search range of the analysis, Hz.
         f0_method: ``"harvest"`` (robust) or ``"dio"`` (fast).
         em_iterations: EM iterations of the final fit (the fits that only serve the
-            re-alignment use a tenth).
+            re-alignment use a tenth, on a quarter of the frames).
         max_frames: joint training frames kept (evenly subsampled beyond it).
         seed: EM initialisation seed.
     """
@@ -105,7 +109,8 @@ class GMMVoiceConversion(TranslationModel):
         self.means = self._state((m, 4 * d), "means")
         self.covariances = self._state((m, 4 * d, 4 * d), "covariances")
         self.variance_target = self._state((d,), "variance_target")  # GV of the target
-        self.f0_stats = self._state((4,), "f0_stats")  # log-f0 mean/std: source, target
+        # log-f0 mean, std of the source, of the target; f0 search range of each (Hz)
+        self.f0_stats = self._state((8,), "f0_stats")
         self.fitted = self._state((), "fitted")
         self.built = True
 
@@ -121,11 +126,13 @@ class GMMVoiceConversion(TranslationModel):
         return self._sample_rate
 
     # ------------------------------------------------------------ features
-    def analyse(self, waveform):
-        """WORLD + mel-cepstrum of a waveform: ``(f0, mcep [frames, order + 1], ap)``."""
+    def analyse(self, waveform, f0_range=None):
+        """WORLD + mel-cepstrum of a waveform: ``(f0, mcep [frames, order + 1], ap)``;
+        f0 searched in ``f0_range`` (default: ``f0_floor`` .. ``f0_ceil``)."""
+        floor, ceil = f0_range or (self.f0_floor, self.f0_ceil)
         f0, sp, ap = world_analysis(np.asarray(waveform, np.float64), self.sample_rate,
-                                    self.frame_period, self.f0_floor, self.f0_ceil,
-                                    self.fft_size, self.f0_method)
+                                    self.frame_period, floor, ceil, self.fft_size,
+                                    self.f0_method)
         return f0, sp2mc(sp, self.order, self.alpha), ap
 
     def _voiced_frames(self, mcep):
@@ -147,19 +154,28 @@ class GMMVoiceConversion(TranslationModel):
         say(f"[gmm_vc] {len(pairs)} parallel utterances {src} -> {tgt}: WORLD analysis",
             flush=True)
         xs, ys, lf0 = [], [], ([], [])
-        for a, b in pairs:
-            fa, ma, _ = self.analyse(dataset.waveform(a))
-            fb, mb, _ = self.analyse(dataset.waveform(b))
+        # WORLD releases the GIL: one thread per core
+        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+            analysed = list(pool.map(lambda f: self.analyse(dataset.waveform(f)),
+                                     [f for pair in pairs for f in pair]))
+        for (fa, ma, _), (fb, mb, _) in zip(analysed[0::2], analysed[1::2]):
             xs.append(static_delta(ma[:, 1:])[self._voiced_frames(ma)])
             ys.append(static_delta(mb[:, 1:])[self._voiced_frames(mb)])
             lf0[0].append(np.log(fa[fa > 0]))
             lf0[1].append(np.log(fb[fb > 0]))
         d = self.order
-        source_f0, target_f0 = np.concatenate(lf0[0]), np.concatenate(lf0[1])
-        if not len(source_f0) or not len(target_f0):
-            raise ZooError(f"{dataset.root}: no voiced frames found in {src} or {tgt}")
-        self.f0_stats.assign(np.array([source_f0.mean(), source_f0.std(), target_f0.mean(),
-                                       target_f0.std()], "float32"))
+        stats = []
+        for name, values in ((src, lf0[0]), (tgt, lf0[1])):
+            values = np.concatenate(values)
+            if not len(values):
+                raise ZooError(f"{dataset.root}: no voiced frames found in {name}")
+            # each speaker's f0 range: an octave either side of its median, as sprocket's
+            # per-speaker ranges; estimates outside it (octave errors) are left out
+            lo, hi = self._speaker_range(values)
+            kept = values[(values >= np.log(lo)) & (values <= np.log(hi))]
+            stats.append((kept.mean(), kept.std(), lo, hi))
+        (ms, ss, lo_s, hi_s), (mt, st, lo_t, hi_t) = stats
+        self.f0_stats.assign(np.array([ms, ss, mt, st, lo_s, hi_s, lo_t, hi_t], "float32"))
         self.variance_target.assign(np.mean([y[:, :d].var(axis=0) for y in ys], axis=0))
 
         gmm, paths = None, None
@@ -169,8 +185,10 @@ class GMMVoiceConversion(TranslationModel):
                               y[:, :d]) for x, y in zip(xs, ys)]
             joint = np.concatenate([np.concatenate([x[p[:, 0]], y[p[:, 1]]], axis=1)
                                     for x, y, p in zip(xs, ys, paths)])
-            if len(joint) > self.max_frames:
-                joint = joint[np.linspace(0, len(joint) - 1, self.max_frames).astype(int)]
+            # the fits that only serve the re-alignment see a quarter of the frames
+            keep = self.max_frames if last else max(self.max_frames // 4, 8 * self.components)
+            if len(joint) > keep:
+                joint = joint[np.linspace(0, len(joint) - 1, keep).astype(int)]
             if len(joint) < 4 * self.components:
                 raise ZooError(f"{dataset.root}: {len(joint)} aligned frames are too few for "
                                f"{self.components} components; add data or lower components")
@@ -188,6 +206,18 @@ class GMMVoiceConversion(TranslationModel):
         nll = float(-gmm.score(joint))
         return {"loss": nll, "frames": float(len(joint)), "utterances": float(len(pairs)),
                 "fit_seconds": round(time.time() - started, 1)}
+
+    def _speaker_range(self, log_f0):
+        median = float(np.exp(np.median(log_f0)))
+        return max(self.f0_floor, median / 2.0), min(self.f0_ceil, median * 2.0)
+
+    @property
+    def source_f0_range(self):
+        """The f0 search range for source audio (the source speaker's, once fitted)."""
+        if not self.is_fitted:
+            return self.f0_floor, self.f0_ceil
+        stats = ops.convert_to_numpy(self.f0_stats)
+        return float(stats[4]), float(stats[5])
 
     def _domains(self, dataset):
         domains = list(dataset.domains)
@@ -280,7 +310,7 @@ class GMMVoiceConversion(TranslationModel):
         before the model is fitted)."""
         if not self.is_fitted:
             return np.asarray(f0, np.float64)
-        ms, ss, mt, st = (float(v) for v in ops.convert_to_numpy(self.f0_stats))
+        ms, ss, mt, st = (float(v) for v in ops.convert_to_numpy(self.f0_stats)[:4])
         out = np.zeros_like(f0)
         voiced = f0 > 0
         out[voiced] = np.exp((np.log(f0[voiced]) - ms) / max(ss, 1e-6) * st + mt)
@@ -289,7 +319,7 @@ class GMMVoiceConversion(TranslationModel):
     def convert_batch(self, waveforms, **options):
         out = []
         for wave in np.asarray(waveforms, np.float64):
-            f0, mcep, ap = self.analyse(wave)
+            f0, mcep, ap = self.analyse(wave, self.source_f0_range)
             converted = np.concatenate([mcep[:, :1], self.convert_mcep(mcep[:, 1:])], axis=1)
             sp = mc2sp(converted, self.alpha, self.fft_size)
             y = world_synthesis(self.convert_f0(f0), sp, ap, self.sample_rate,
