@@ -10,6 +10,7 @@ with the true ``--target`` utterance of the same name (``zoo eval --pairs``):
 * MCD: mel-cepstral distortion in dB on WORLD mel-cepstra (order 24, alpha 0.42, c0
   excluded) over the DTW-aligned frames, beside the unconverted source's;
 * median-f0 error: the difference of median log-f0 (Harvest) to the target's, in cents;
+* f0 RMSE: over the frames of a DTW path (WORLD mel-cepstra) voiced in both, in cents;
 * target share: the share of converted clips the domain classifier calls the target.
 
 ``--cvae`` is evaluated twice: label swap and the latent-arithmetic baseline. Writes
@@ -22,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = ("mcd_world_dtw_to_target", "f0_median_error_to_target_cents", "target_domain_share")
+METRICS = ("mcd_world_dtw_to_target", "f0_median_error_to_target_cents",
+           "f0_rmse_dtw_to_target_cents", "target_domain_share")
 
 
 def _rows(result):
@@ -91,13 +93,12 @@ def main(argv=None):
     lines = [f"# Voice conversion, builtin:voices {args.source} -> {args.target} (held-out "
              "utterances)", "", "`python -m benchmarks.eval_voice_conversion`", "",
              "| system | MCD, WORLD mel-cepstra, DTW [dB] | median-f0 error to target [cents] "
-             "| share called target |", "|---|---|---|---|"]
+             "| f0 RMSE (DTW) to target [cents] | share called target |", "|---|---|---|---|---|"]
     if unconverted:
-        lines.append(f"| unconverted source | {fmt(unconverted.get(METRICS[0]))} | "
-                     f"{fmt(unconverted.get(METRICS[1]))} | {fmt(unconverted.get(METRICS[2]))} |")
+        lines.append("| unconverted source | " + " | ".join(
+            fmt(unconverted.get(m)) for m in METRICS) + " |")
     for row in table:
-        lines.append(f"| {row['system']} | {fmt(row[METRICS[0]])} | {fmt(row[METRICS[1]])} | "
-                     f"{fmt(row[METRICS[2]])} |")
+        lines.append(f"| {row['system']} | " + " | ".join(fmt(row[m]) for m in METRICS) + " |")
     (RESULTS / "voice_conversion.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -65,3 +65,24 @@ def test_domain_mismatch_and_bad_names_are_one_line(trained, tmp_path):
               overrides={"model_config": {"domains": ["A", "B"]}})
     with pytest.raises(ZooError, match="unknown domain 'Q'"):
         trained.model.convert_batch(_clip()[None], source="Q")
+
+
+def test_f0_transform_moves_the_contour_to_the_target_statistics(trained):
+    from zoo.dsp.world import world_f0
+
+    model = trained.model
+    stats = np.asarray(keras.ops.convert_to_numpy(model.domain_f0))
+    assert np.all(stats[:, 1] > 0)  # learned from the training clips of every speaker
+    x = _clip(1.0)
+    src_f0 = world_f0(x, 16000, f0_floor=stats[0, 2], f0_ceil=stats[0, 3])[0]
+    # a target exactly one octave above the source, same spread
+    forced = stats.copy()
+    forced[1] = [stats[0, 0] + np.log(2.0), stats[0, 1], stats[0, 2] * 2, stats[0, 3] * 2]
+    model.domain_f0.assign(forced)
+    try:
+        y = model.convert_batch(x[None], "A", "B")[0]
+    finally:
+        model.domain_f0.assign(stats)
+    out_f0 = world_f0(y, 16000, f0_floor=forced[1, 2], f0_ceil=forced[1, 3])[0]
+    shift = 1200 * (np.median(np.log2(out_f0[out_f0 > 0])) - np.median(np.log2(src_f0[src_f0 > 0])))
+    assert abs(shift - 1200) < 50, shift

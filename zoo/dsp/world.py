@@ -53,9 +53,10 @@ def world_analysis(x, sr, frame_period=5.0, f0_floor=60.0, f0_ceil=600.0, fft_si
     pw = _pyworld()
     x = np.ascontiguousarray(x, dtype=np.float64)
     f0, t = world_f0(x, sr, frame_period, f0_floor, f0_ceil, f0_method)
-    kw = {"fft_size": int(fft_size)} if fft_size else {}
-    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=f0_floor, **kw)
-    ap = pw.d4c(x, f0, t, sr, **kw)
+    # one FFT size for both (CheapTrick's default follows f0_floor, D4C's does not)
+    fft_size = int(fft_size or pw.get_cheaptrick_fft_size(sr, f0_floor))
+    sp = pw.cheaptrick(x, f0, t, sr, f0_floor=f0_floor, fft_size=fft_size)
+    ap = pw.d4c(x, f0, t, sr, fft_size=fft_size)
     return f0, sp, ap
 
 

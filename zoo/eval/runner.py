@@ -74,6 +74,7 @@ METRIC_INFO = {
     "mcd_dtw_to_target": ("MCD (DTW) to target", "dB", "lower"),
     "mcd_world_dtw_to_target": ("MCD (WORLD mel-cepstra, DTW) to target", "dB", "lower"),
     "f0_median_error_to_target_cents": ("median-f0 error to target", "cents", "lower"),
+    "f0_rmse_dtw_to_target_cents": ("f0 RMSE (DTW) to target", "cents", "lower"),
     "target_domain_share": ("share called target domain", "fraction", "higher"),
     "frechet_distance_to_target": ("Frechet distance to real target", "", "lower"),
     "f0_error_cents": ("f0 error", "cents", "lower"),
@@ -249,18 +250,29 @@ def _row(task, name, value, count, missing=0, reasons=None, reference=None,
             "reference_label": reference_label if reference is not None else None}
 
 
-def _f0_median_cents(x, ref, sr):
-    """``|median log2 f0(x) - median log2 f0(ref)|`` over voiced frames (WORLD Harvest),
-    in cents: where the two voices sit, robust to the estimator's octave errors."""
-    from zoo.dsp.world import world_f0
+def _f0_to_target(x, ref, sr):
+    """f0 of ``x`` against a parallel ``ref`` (WORLD Harvest, 5 ms frames), in cents:
+    ``{"median": |median log2 f0(x) - median log2 f0(ref)|`` (where the two voices sit,
+    robust to octave errors), ``"rmse"``: RMS difference over the frame pairs of a DTW
+    path on WORLD mel-cepstra where both are voiced}. Values are None when undefined."""
+    from zoo.dsp import dtw_path, mcep_alpha
+    from zoo.dsp.world import sp2mc, world_analysis
 
-    means = []
+    f0s, ceps = [], []
     for sig in (x, ref):
-        f0 = world_f0(sig, sr)[0]
-        if not np.any(f0 > 0):
-            raise ValueError("no voiced frames")
-        means.append(np.median(np.log2(f0[f0 > 0])))
-    return 1200.0 * abs(means[0] - means[1])
+        f0, sp, _ = world_analysis(sig, sr, fft_size=1024)
+        f0s.append(f0)
+        ceps.append(sp2mc(sp, 24, mcep_alpha(sr))[:, 1:])
+    if not all(np.any(f > 0) for f in f0s):
+        return {"median": (None, "no voiced frames"), "rmse": (None, "no voiced frames")}
+    out = {"median": (1200.0 * abs(float(np.median(np.log2(f0s[0][f0s[0] > 0])))
+                                    - float(np.median(np.log2(f0s[1][f0s[1] > 0])))), None)}
+    path = dtw_path(ceps[0], ceps[1])
+    a, b = f0s[0][path[:, 0]], f0s[1][path[:, 1]]
+    both = (a > 0) & (b > 0)
+    out["rmse"] = ((float(1200.0 * np.sqrt(np.mean(np.log2(a[both] / b[both]) ** 2))), None)
+                   if np.any(both) else (None, "no frame voiced in both"))
+    return out
 
 
 def _f0(reference, estimate, sr, kw):
@@ -347,10 +359,10 @@ def _conversion(model, ds, ctx):
                     *_try(M.mel_cepstral_distortion, y, ref, sr, **world))
             col.add(row, "unconverted_mcd_world_dtw_to_target",
                     *_try(M.mel_cepstral_distortion, x, ref, sr, **world))
-            col.add(row, "f0_median_error_to_target_cents",
-                    *_try(_f0_median_cents, y, ref, sr))
-            col.add(row, "unconverted_f0_median_error_to_target_cents",
-                    *_try(_f0_median_cents, x, ref, sr))
+            for prefix, sig in (("", y), ("unconverted_", x)):
+                f0_cmp = _f0_to_target(sig, ref, sr)
+                col.add(row, f"{prefix}f0_median_error_to_target_cents", *f0_cmp["median"])
+                col.add(row, f"{prefix}f0_rmse_dtw_to_target_cents", *f0_cmp["rmse"])
         f0_values, f0_reasons = _f0(x[:n], y[:n], sr, f0_kw)
         for name, value in f0_values.items():
             col.add(row, name, value, f0_reasons.get(name))
@@ -380,6 +392,9 @@ def _conversion(model, ds, ctx):
         rows.append(col.summary("f0_median_error_to_target_cents",
                                 _mean(col.values["unconverted_f0_median_error_to_target_cents"]),
                                 "unconverted source", f"median-f0 error to the true {tgt}"))
+        rows.append(col.summary("f0_rmse_dtw_to_target_cents",
+                                _mean(col.values["unconverted_f0_rmse_dtw_to_target_cents"]),
+                                "unconverted source", f"f0 RMSE (DTW) to the true {tgt}"))
     clf = ctx["classifier"]
     if clf is not None:
         rows.append(_single("conversion", "target_domain_share", len(conv_clips), clf.share,

@@ -8,7 +8,10 @@ who is speaking, so the latent is pushed to carry what is said.
 
 Conversion, A -> B (:meth:`ConditionalVAE.convert`, ``conversion=``):
 
-* ``"swap"``: encode with label A, decode with label B;
+* ``"swap"``: encode with label A, decode with label B; with ``f0_transform`` (default)
+  the output's f0 is then the source's contour through the log-f0 mean / variance
+  transform from A to B (statistics of each domain's training clips; WORLD analysis
+  and synthesis, so the exported graph converts without it);
 * ``"arithmetic"``: the latent-arithmetic baseline of seed 004,
   ``z - mu_A + mu_B`` decoded with label A, where ``mu_d`` is the mean posterior of
   domain ``d``'s training clips (computed when training ends, stored in the model).
@@ -41,7 +44,7 @@ class ConditionalVAE(SpectrogramVAE):
                     Capability.EXAMPLES, Capability.DOMAIN_LABELS, Capability.FEATURE_MAPS}
 
     def __init__(self, domains=("A", "B"), source_domain="", target_domain="",
-                 conversion="swap", mean_clips=64, **kwargs):
+                 conversion="swap", mean_clips=64, f0_transform=True, **kwargs):
         names = [str(d) for d in domains]
         if len(names) < 2 or len(set(names)) != len(names):
             raise ValueError(f"domains must name two or more distinct domains, got {domains!r}")
@@ -55,9 +58,13 @@ class ConditionalVAE(SpectrogramVAE):
         self.domains = tuple(names)
         self.source_domain, self.target_domain = source, target
         self.conversion, self.mean_clips = conversion, int(mean_clips)
+        self.f0_transform = bool(f0_transform)
         self.domain_means = self.add_weight(shape=(len(self.domains), self.latent_dim),
                                             initializer="zeros", trainable=False,
                                             name="domain_means")
+        # per domain: log-f0 mean, std, and the f0 search range (Hz), from training clips
+        self.domain_f0 = self.add_weight(shape=(len(self.domains), 4), initializer="zeros",
+                                         trainable=False, name="domain_f0")
 
     # ------------------------------------------------------------ conditioning
     def index(self, domain):
@@ -114,15 +121,40 @@ class ConditionalVAE(SpectrogramVAE):
     convert = TranslationModel.convert
 
     def convert_batch(self, waveforms, source=None, target=None, conversion=None):
-        """numpy ``[B, samples]`` -> converted (default: the model's direction and mode)."""
+        """numpy ``[B, samples]`` -> converted (default: the model's direction and mode).
+
+        With ``f0_transform`` (and stored statistics) a label swap's output keeps the
+        decoded envelope but takes the source's f0 contour through the log-f0 mean /
+        variance transform to the target domain (WORLD analysis and synthesis)."""
         mode = conversion or self.conversion
         if mode not in CONVERSIONS:
             raise ZooError(f"conversion must be one of {CONVERSIONS}, got {mode!r}")
-        out = self.translate_domains(np.asarray(waveforms, "float32"),
-                                     self.index(source or self.source_domain),
-                                     self.index(target or self.target_domain),
-                                     arithmetic=mode == "arithmetic")
-        return np.asarray(ops.convert_to_numpy(out), "float32")
+        src, tgt = self.index(source or self.source_domain), self.index(target or
+                                                                       self.target_domain)
+        x = np.asarray(waveforms, "float32")
+        out = np.asarray(ops.convert_to_numpy(self.translate_domains(
+            x, src, tgt, arithmetic=mode == "arithmetic")), "float32")
+        stats = np.asarray(ops.convert_to_numpy(self.domain_f0), np.float64)
+        if self.f0_transform and mode == "swap" and src != tgt and np.all(stats[[src, tgt], 1] > 0):
+            out = np.stack([self._transfer_f0(a, b, stats[src], stats[tgt])
+                            for a, b in zip(x, out)])
+        return out
+
+    def _transfer_f0(self, source, converted, src, tgt):
+        from zoo.dsp.world import world_analysis, world_f0, world_synthesis
+
+        sr = self.sample_rate
+        f0, _ = world_f0(source, sr, f0_floor=src[2], f0_ceil=src[3])
+        _, sp, ap = world_analysis(converted, sr, f0_floor=tgt[2], f0_ceil=tgt[3],
+                                   fft_size=1024)
+        n = min(len(f0), len(sp))
+        mapped = np.zeros(n)
+        voiced = f0[:n] > 0
+        mapped[voiced] = np.exp((np.log(f0[:n][voiced]) - src[0]) / src[1] * tgt[1] + tgt[0])
+        y = world_synthesis(mapped, sp[:n], ap[:n], sr)
+        y = np.pad(y, (0, max(0, len(source) - len(y))))[:len(source)]
+        peak = np.max(np.abs(y))
+        return (y / peak * min(peak, 0.99) if peak > 0 else y).astype("float32")
 
     def translate(self, waveform):
         """In-graph conversion in the model's default direction and mode (exported)."""
@@ -146,7 +178,31 @@ class ConditionalVAE(SpectrogramVAE):
                     features, ops.full((len(batch),), k, "int32"))[0])))
             means[k] = np.concatenate(z).reshape(-1, self.latent_dim).mean(axis=0)
         self.domain_means.assign(means)
+        self.domain_f0.assign(self._f0_statistics(dataset, context.seed))
         return True
+
+    def _f0_statistics(self, dataset, seed):
+        """Per domain: log-f0 mean and std over an octave around the domain's median
+        (octave errors left out), and that octave range, from training clips."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from zoo.dsp.world import world_f0
+
+        out = np.zeros((len(self.domains), 4), "float32")
+        with ThreadPoolExecutor(2) as pool:
+            for k, name in enumerate(self.domains):
+                clips = dataset.clips(min(self.mean_clips, 16), split="train", seed=seed,
+                                      domain=name)
+                f0 = np.concatenate(list(pool.map(
+                    lambda c: world_f0(c, self.sample_rate)[0], list(clips))))
+                f0 = f0[f0 > 0]
+                if len(f0) < 10:
+                    continue  # too little voicing: no transform for this domain
+                median = float(np.median(f0))
+                lo, hi = max(40.0, median / 2), min(1100.0, median * 2)
+                kept = np.log(f0[(f0 >= lo) & (f0 <= hi)])
+                out[k] = [kept.mean(), max(kept.std(), 1e-3), lo, hi]
+        return out
 
     def audio_examples(self, clips):
         clips = np.asarray(ops.convert_to_numpy(clips), "float32")
@@ -161,4 +217,5 @@ class ConditionalVAE(SpectrogramVAE):
     def get_config(self):
         return {**super().get_config(), "domains": list(self.domains),
                 "source_domain": self.source_domain, "target_domain": self.target_domain,
-                "conversion": self.conversion, "mean_clips": self.mean_clips}
+                "conversion": self.conversion, "mean_clips": self.mean_clips,
+                "f0_transform": self.f0_transform}
