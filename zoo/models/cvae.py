@@ -9,7 +9,8 @@ who is speaking, so the latent is pushed to carry what is said.
 Conversion, A -> B (:meth:`ConditionalVAE.convert`, ``conversion=``):
 
 * ``"swap"``: encode with label A, decode with label B; with ``f0_transform`` (default)
-  the output's f0 is then the source's contour through the log-f0 mean / variance
+  the output is resynthesised with WORLD from the decoded envelope, the source's
+  aperiodicity and the source's f0 contour through the log-f0 mean / variance
   transform from A to B (statistics of each domain's training clips; WORLD analysis
   and synthesis, so the exported graph converts without it);
 * ``"arithmetic"``: the latent-arithmetic baseline of seed 004,
@@ -141,12 +142,14 @@ class ConditionalVAE(SpectrogramVAE):
         return out
 
     def _transfer_f0(self, source, converted, src, tgt):
-        from zoo.dsp.world import world_analysis, world_f0, world_synthesis
+        from zoo.dsp.world import world_analysis, world_synthesis
 
         sr = self.sample_rate
-        f0, _ = world_f0(source, sr, f0_floor=src[2], f0_ceil=src[3])
-        _, sp, ap = world_analysis(converted, sr, f0_floor=tgt[2], f0_ceil=tgt[3],
-                                   fft_size=1024)
+        # f0 and aperiodicity from the source (Griffin-Lim's phase leaves the decoded audio
+        # noisier than speech), the envelope from the decoded audio
+        f0, _, ap = world_analysis(source, sr, f0_floor=src[2], f0_ceil=src[3], fft_size=1024)
+        _, sp, _ = world_analysis(converted, sr, f0_floor=tgt[2], f0_ceil=tgt[3],
+                                  fft_size=1024)
         n = min(len(f0), len(sp))
         mapped = np.zeros(n)
         voiced = f0[:n] > 0
