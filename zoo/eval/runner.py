@@ -379,22 +379,13 @@ def _conversion(model, ds, ctx):
                      "length: trimmed to the shortest")
     rows = []
     if ctx["pairs"]:
-        rows.append(col.summary("mel_distance_to_target",
-                                _mean(col.values["unconverted_mel_distance_to_target"]),
-                                "unconverted source", f"mel distance to the true {tgt}"))
-        rows.append(col.summary("mcd_dtw_to_target",
-                                _mean(col.values["unconverted_mcd_dtw_to_target"]),
-                                "unconverted source", f"MCD (DTW) to the true {tgt}"))
-        rows.append(col.summary("mcd_world_dtw_to_target",
-                                _mean(col.values["unconverted_mcd_world_dtw_to_target"]),
-                                "unconverted source",
-                                f"MCD (WORLD mel-cepstra, DTW) to the true {tgt}"))
-        rows.append(col.summary("f0_median_error_to_target_cents",
-                                _mean(col.values["unconverted_f0_median_error_to_target_cents"]),
-                                "unconverted source", f"median-f0 error to the true {tgt}"))
-        rows.append(col.summary("f0_rmse_dtw_to_target_cents",
-                                _mean(col.values["unconverted_f0_rmse_dtw_to_target_cents"]),
-                                "unconverted source", f"f0 RMSE (DTW) to the true {tgt}"))
+        for name, label in (("mel_distance_to_target", "mel distance"),
+                            ("mcd_dtw_to_target", "MCD (DTW)"),
+                            ("mcd_world_dtw_to_target", "MCD (WORLD mel-cepstra, DTW)"),
+                            ("f0_median_error_to_target_cents", "median-f0 error"),
+                            ("f0_rmse_dtw_to_target_cents", "f0 RMSE (DTW)")):
+            rows.append(col.summary(name, _mean(col.values[f"unconverted_{name}"]),
+                                    "unconverted source", f"{label} to the true {tgt}"))
     clf = ctx["classifier"]
     if clf is not None:
         rows.append(_single("conversion", "target_domain_share", len(conv_clips), clf.share,
