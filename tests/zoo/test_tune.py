@@ -225,6 +225,8 @@ def test_distributed_chief_and_two_workers_on_loopback_survive_a_killed_worker(t
     try:
         _wait_for(lambda: (out / "keras_tuner").is_dir(), 120, "the chief", procs.values())
         procs["w1"] = _zoo(*common, "--worker", 1, log=logs["w1"])
+        # worker 2 starts once worker 1 holds a trial, so worker 1 always gets one
+        _wait_for(lambda: "worker-1" in _ongoing(out), 240, "worker 1's trial", procs.values())
         procs["w2"] = _zoo(*common, "--worker", 2, log=logs["w2"])
 
         def w1_checkpointed():
