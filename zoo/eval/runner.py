@@ -250,25 +250,29 @@ def _row(task, name, value, count, missing=0, reasons=None, reference=None,
             "reference_label": reference_label if reference is not None else None}
 
 
-def _f0_to_target(x, ref, sr):
-    """f0 of ``x`` against a parallel ``ref`` (WORLD Harvest, 5 ms frames), in cents:
-    ``{"median": |median log2 f0(x) - median log2 f0(ref)|`` (where the two voices sit,
-    robust to octave errors), ``"rmse"``: RMS difference over the frame pairs of a DTW
-    path on WORLD mel-cepstra where both are voiced}. Values are None when undefined."""
-    from zoo.dsp import dtw_path, mcep_alpha
+def _world_f0_cepstra(sig, sr):
+    """WORLD Harvest f0 (5 ms frames) and mel-cepstra c1..c24 of a signal."""
+    from zoo.dsp import mcep_alpha
     from zoo.dsp.world import sp2mc, world_analysis
 
-    f0s, ceps = [], []
-    for sig in (x, ref):
-        f0, sp, _ = world_analysis(sig, sr, fft_size=1024)
-        f0s.append(f0)
-        ceps.append(sp2mc(sp, 24, mcep_alpha(sr))[:, 1:])
-    if not all(np.any(f > 0) for f in f0s):
+    f0, sp, _ = world_analysis(sig, sr, fft_size=1024)
+    return f0, sp2mc(sp, 24, mcep_alpha(sr))[:, 1:]
+
+
+def _f0_to_target(x, target, sr):
+    """f0 of ``x`` against a parallel target (``target``: its :func:`_world_f0_cepstra`),
+    in cents: ``{"median": |median log2 f0(x) - median log2 f0(target)|`` (where the two
+    voices sit, robust to octave errors), ``"rmse"``: RMS difference over the frame pairs of
+    a DTW path on WORLD mel-cepstra where both are voiced}. Values are None when undefined."""
+    from zoo.dsp import dtw_path
+
+    (fx, cx), (ft, ct) = _world_f0_cepstra(x, sr), target
+    if not (np.any(fx > 0) and np.any(ft > 0)):
         return {"median": (None, "no voiced frames"), "rmse": (None, "no voiced frames")}
-    out = {"median": (1200.0 * abs(float(np.median(np.log2(f0s[0][f0s[0] > 0])))
-                                    - float(np.median(np.log2(f0s[1][f0s[1] > 0])))), None)}
-    path = dtw_path(ceps[0], ceps[1])
-    a, b = f0s[0][path[:, 0]], f0s[1][path[:, 1]]
+    out = {"median": (1200.0 * abs(float(np.median(np.log2(fx[fx > 0])))
+                                    - float(np.median(np.log2(ft[ft > 0])))), None)}
+    path = dtw_path(cx, ct)
+    a, b = fx[path[:, 0]], ft[path[:, 1]]
     both = (a > 0) & (b > 0)
     out["rmse"] = ((float(1200.0 * np.sqrt(np.mean(np.log2(a[both] / b[both]) ** 2))), None)
                    if np.any(both) else (None, "no frame voiced in both"))
@@ -359,8 +363,9 @@ def _conversion(model, ds, ctx):
                     *_try(M.mel_cepstral_distortion, y, ref, sr, **world))
             col.add(row, "unconverted_mcd_world_dtw_to_target",
                     *_try(M.mel_cepstral_distortion, x, ref, sr, **world))
+            target = _world_f0_cepstra(ref, sr)  # once for the output and the baseline
             for prefix, sig in (("", y), ("unconverted_", x)):
-                f0_cmp = _f0_to_target(sig, ref, sr)
+                f0_cmp = _f0_to_target(sig, target, sr)
                 col.add(row, f"{prefix}f0_median_error_to_target_cents", *f0_cmp["median"])
                 col.add(row, f"{prefix}f0_rmse_dtw_to_target_cents", *f0_cmp["rmse"])
         f0_values, f0_reasons = _f0(x[:n], y[:n], sr, f0_kw)

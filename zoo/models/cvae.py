@@ -115,9 +115,7 @@ class ConditionalVAE(SpectrogramVAE):
         else:
             decoded = self.decode_features(z, ops.full((batch,), target, "int32"))
         decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
-        n = max(length, self.frontend.n_fft) if isinstance(length, int) else ops.maximum(
-            length, self.frontend.n_fft)
-        return self.output_to_waveform(decoded, length=n)[:, :length]
+        return self.waveform_of_length(decoded, length)
 
     convert = TranslationModel.convert
 

@@ -182,9 +182,14 @@ class SpectrogramVAE(ZooModel):
         features = self.frontend(self.frontend.pad_input(waveform))
         decoded = self.decode_features(self.encode_features(features)[0])
         decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
-        padded = self.output_to_waveform(decoded, length=ops.maximum(length, self.frontend.n_fft)
-                                         if not isinstance(length, int) else max(length, self.frontend.n_fft))
-        return padded[:, :length]
+        return self.waveform_of_length(decoded, length)
+
+    def waveform_of_length(self, decoded, length):
+        """Decoder output -> waveforms of exactly ``length`` samples (inverted at least one
+        FFT window long, then cut)."""
+        n = (max(length, self.frontend.n_fft) if isinstance(length, int)
+             else ops.maximum(length, self.frontend.n_fft))
+        return self.output_to_waveform(decoded, length=n)[:, :length]
 
     def sample(self, num_samples, num_samples_audio, seed=None):
         """Draw waveforms of ``num_samples_audio`` samples from the prior."""
