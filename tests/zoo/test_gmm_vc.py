@@ -3,6 +3,10 @@ dynamic programme, MLPG against a dense least-squares solve, the mel-cepstrum ag
 its closed form (and pysptk where installed), a GMM that recovers a known linear map,
 the in-graph feature mapping against numpy, parallel-file errors, and a fitted model
 that moves a speaker towards another."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +14,29 @@ from zoo.errors import ZooError
 
 
 # ------------------------------------------------------------------ signal pieces
+_FIRST_IMPORT_IN_THREADS = """
+import importlib.util, sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+spec = importlib.util.spec_from_file_location("world", sys.argv[1])
+world = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(world)
+x = np.random.default_rng(0).normal(size=800)
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(lambda _: world.world_f0(x, 16000, method="dio"), range(8)))
+"""
+
+
+def test_pyworld_first_import_from_many_threads_at_once():
+    """Eight threads analysing at once in a fresh interpreter, as the cvae's f0
+    statistics do: none may see a half-imported pyworld (a CI failure)."""
+    module = Path(__file__).parents[2] / "zoo" / "dsp" / "world.py"
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", _FIRST_IMPORT_IN_THREADS, str(module)],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+
+
 def _brute_force_dtw_cost(x, y):
     cost = np.linalg.norm(x[:, None] - y[None], axis=-1)
     acc = np.full((len(x) + 1, len(y) + 1), np.inf)

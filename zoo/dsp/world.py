@@ -6,16 +6,30 @@ real cepstrum of its log, frequency-warped by an all-pass of constant ``alpha``
 (:func:`freqt`, SPTK's recursion). They are written here in numpy, vectorised over
 frames.
 """
+import functools
 import importlib.metadata
 import sys
+import threading
 import types
 
 import numpy as np
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+@functools.cache
 def _pyworld():
-    """``import pyworld``; pyworld 0.3.x reads its version through ``pkg_resources``,
-    which setuptools >= 81 no longer ships: a two-line stand-in serves it then."""
+    """``import pyworld``, once; pyworld 0.3.x reads its version through ``pkg_resources``,
+    which setuptools >= 81 no longer ships: a two-line stand-in serves it then.
+
+    The lock matters: analysis runs in threads, and a second thread importing while
+    the first retries with the stand-in would see a half-initialised module."""
+    with _IMPORT_LOCK:
+        return _import_pyworld()
+
+
+def _import_pyworld():
     try:
         import pyworld
     except ModuleNotFoundError as err:
