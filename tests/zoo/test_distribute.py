@@ -56,27 +56,50 @@ def test_bad_distribute_options_are_one_line(tmp_path):
             train("vae", tiny=True, out=tmp_path / "c", distribute="data")
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="multi-process training is wired for jax")
-def test_two_processes_on_loopback_train_like_one(tmp_path):
-    """`zoo train --distribute data --coordinator` in two processes (jax.distributed, gloo
-    on CPU), each feeding half of every global batch: the run process 0 writes matches
-    the single-process run."""
-    import csv
+def _free_ports(n):
     import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _process_launch(i, ports):
+    """Command-line flags and environment that make process ``i`` of two join the run:
+    a JAX coordinator, or TensorFlow's ``TF_CONFIG`` naming both workers."""
+    if BACKEND == "jax":
+        return ["--coordinator", f"127.0.0.1:{ports[0]}", "--num-processes", "2",
+                "--process-id", str(i)], {}
+    config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+              "task": {"type": "worker", "index": i}}
+    return [], {"TF_CONFIG": json.dumps(config)}
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="multi-process training: jax and tensorflow")
+def test_two_processes_on_loopback_train_like_one(tmp_path):
+    """`zoo train --distribute data` in two processes (JAX: jax.distributed with gloo on
+    CPU; TensorFlow: TF_CONFIG and MultiWorkerMirroredStrategy), each feeding half of
+    every global batch: the run process 0 writes matches the single-process run."""
+    import csv
 
     from zoo.training.trainer import train
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "jax",
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    ports = _free_ports(2)
     sets = ["--set", "train.steps_per_epoch=4", "--set", "train.checkpoint_every=4"]
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "train", "ae", "--tiny", "--steps", "4", *sets,
-         "--distribute", "data", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-         "--process-id", str(i), "--out", str(tmp_path / "multi")], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    procs = []
+    for i in range(2):
+        flags, extra_env = _process_launch(i, ports)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": BACKEND, **extra_env,
+               "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "zoo.cli", "train", "ae", "--tiny", "--steps", "4", *sets,
+             "--distribute", "data", *flags, "--out", str(tmp_path / "multi")], env=env,
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
         outs = [p.communicate(timeout=300)[0] for p in procs]
     finally:
@@ -87,6 +110,16 @@ def test_two_processes_on_loopback_train_like_one(tmp_path):
     single = train("ae", tiny=True, steps=4, out=tmp_path / "single", verbose=0, samples=False,
                    overrides={"train": {"steps_per_epoch": 4, "checkpoint_every": 4}})
     with open(tmp_path / "multi" / "history.csv", newline="") as f:
-        multi_loss = float(list(csv.DictReader(f))[-1]["loss"])
-    assert multi_loss == pytest.approx(single.history["loss"][-1], rel=1e-4)
+        row = list(csv.DictReader(f))[-1]
+    assert float(row["loss"]) == pytest.approx(single.history["loss"][-1], rel=1e-4)
+    assert float(row["val_loss"]) == pytest.approx(single.history["val_loss"][-1], rel=1e-4)
     assert (tmp_path / "multi" / "model.keras").is_file()
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TF_CONFIG is read on tensorflow")
+def test_malformed_tf_config_is_one_line_error(tmp_path, monkeypatch):
+    from zoo.training.trainer import train
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {}}')
+    with pytest.raises(ZooError, match="TF_CONFIG: expected"):
+        train("ae", tiny=True, out=tmp_path / "a", distribute="data")

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 
 from zoo import registry
-from zoo.engine import Capability, Fitting, TrainingContext
+from zoo.engine import Capability, Fitting, TrainingContext, backend
 from zoo.errors import TrainingDiverged, ZooError
 from zoo.files import atomic_save_model, atomic_write_text
 from zoo.training.callbacks import AudioSamples, HistoryCSV, RunCheckpoint
@@ -135,8 +135,11 @@ def train(name=None, data=None, *, distribute=None, devices=None, processes=None
             ``train`` and ``data`` values may change.
         distribute: ``"data"``: data-parallel over every local device (JAX:
             ``keras.distribution.DataParallel``; TensorFlow:
-            ``tf.distribute.MirroredStrategy``). The global batch stays the recipe's,
-            split evenly across devices; checkpoints and resume are as on one device.
+            ``tf.distribute.MirroredStrategy``, or ``MultiWorkerMirroredStrategy``
+            when ``TF_CONFIG`` names several worker processes). The global batch
+            stays the recipe's, split evenly across devices (and processes, each
+            feeding its own rows); checkpoints and resume are as on one device;
+            process 0 writes the run folder.
         devices: with ``distribute``, split the host CPU into this many devices (to
             try data parallelism without accelerators).
         processes: with ``distribute`` on JAX, join a multi-process run first:
@@ -159,8 +162,6 @@ def train(name=None, data=None, *, distribute=None, devices=None, processes=None
         raise ZooError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {distribute!r}")
     if devices is not None and int(devices) < 1:
         raise ZooError(f"--devices must be at least 1, got {devices}")
-    from zoo.engine import backend
-
     coordinator, num_processes, process_id = processes or (None, None, None)
     engine = backend.current()
     with engine.data_parallel(devices, coordinator, num_processes, process_id) as replicas:
@@ -238,6 +239,7 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
     run_dir.mkdir(parents=True, exist_ok=True)
     index, count = processes
     shard = (index, count) if count > 1 else None
+    engine = backend.current()
     # process 0 writes the run folder; the others write to a scratch folder of their own
     write_dir = run_dir if index == 0 else Path(tempfile.mkdtemp(prefix=f"zoo-process{index}-"))
     atomic_write_text(write_dir / registry.RUN_RECIPE, json.dumps(recipe, indent=2))
@@ -276,6 +278,9 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
         val_data = (dataset.batches(batch, split="val", num_steps=val_steps, seed=data_seed,
                                     loader=loader, paired=paired, shard=shard,
                                     with_domain=domain_input) if has_val else None)
+        if count > 1:
+            train_data, val_data = engine.distribute_input(train_data), engine.distribute_input(
+                val_data)
         hist = model.fit(train_data, initial_epoch=epoch0, epochs=epoch1,
                          steps_per_epoch=seg_spe, validation_data=val_data,
                          validation_steps=val_steps if has_val else None,

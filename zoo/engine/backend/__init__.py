@@ -12,7 +12,11 @@ Each module defines:
 * ``adversarial_train_step(model, args)`` / ``adversarial_test_step(model, args)``:
   the several-objectives step of :class:`zoo.engine.AdversarialModel`;
 * ``make_adversarial_train_function(model, force)``: a custom train function, or
-  ``None`` to keep Keras' own.
+  ``None`` to keep Keras' own;
+* ``data_parallel(...)`` (a context manager yielding the replica count),
+  ``replica_loss(loss)``, ``process_layout()`` (``(index, count)`` of this process)
+  and ``distribute_input(dataset)`` (a worker's batches as the strategy's input):
+  data-parallel training.
 """
 import importlib
 

@@ -27,3 +27,8 @@ def replica_loss(loss):
 def process_layout():
     """``(0, 1)``: one process (multi-worker training is not wired for this backend)."""
     return 0, 1
+
+
+def distribute_input(dataset):
+    """Unchanged: no multi-worker input pipeline on this backend."""
+    return dataset

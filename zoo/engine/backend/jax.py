@@ -64,6 +64,11 @@ def process_layout():
     return jax.process_index(), jax.process_count()
 
 
+def distribute_input(dataset):
+    """Unchanged: ``DataParallel`` places each process's rows itself."""
+    return dataset
+
+
 # ------------------------------------------------------------------ inference
 def call_inference(model, method, args, kwargs):
     """Run ``method`` as one jitted pure function of the model's variable values.

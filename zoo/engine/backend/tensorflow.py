@@ -7,20 +7,32 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, make_adversarial_train_function, process_layout,
-    sync_state)
+    adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
 
 
 @contextlib.contextmanager
 def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
-    """``tf.distribute.MirroredStrategy`` over the local GPUs (else the CPU's logical
-    devices) for the block; yields the replica count. ``cpu_devices`` splits the CPU
-    into that many logical devices (only before TensorFlow's runtime starts)."""
+    """A ``tf.distribute`` strategy for the block; yields the replica count.
+
+    With a ``TF_CONFIG`` naming several workers, ``MultiWorkerMirroredStrategy`` over
+    every worker's devices (one process per worker, each feeding its own rows of the
+    global batch: :func:`distribute_input`); else ``MirroredStrategy`` over the local
+    GPUs (or the CPU's logical devices). ``cpu_devices`` splits the CPU into that many
+    logical devices (only before TensorFlow's runtime starts)."""
     from zoo.errors import ZooError
 
     if coordinator is not None:
         raise ZooError("--coordinator (multi-process training) is wired for the jax backend; "
-                       "on TensorFlow use TF_CONFIG with MultiWorkerMirroredStrategy (README)")
+                       "on TensorFlow set TF_CONFIG for each worker process (README)")
+    workers = _tf_config_workers()
+    if workers > 1:
+        if cpu_devices:
+            raise ZooError("--devices splits one process's CPU; with TF_CONFIG each worker "
+                           "process trains on its own devices (drop --devices)")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with strategy.scope(), _scalar_logs_reduce_over_workers():
+            yield strategy.num_replicas_in_sync
+        return
     if cpu_devices:
         cpus = tf.config.list_physical_devices("CPU")
         try:
@@ -40,6 +52,99 @@ def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, proces
         cross_device_ops=None if gpus else tf.distribute.ReductionToOneDevice())
     with strategy.scope():
         yield strategy.num_replicas_in_sync
+
+
+def _tf_config_workers():
+    """How many workers ``TF_CONFIG`` names (0 without one); a malformed one is a
+    one-line error naming it."""
+    import json
+    import os
+
+    from zoo.errors import ZooError
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        config = json.loads(raw)
+        workers = len(config["cluster"]["worker"])
+        task = config["task"]
+        if task["type"] != "worker" or not 0 <= int(task["index"]) < workers:
+            raise ValueError(f"task {task!r} is not one of the {workers} workers")
+    except (ValueError, KeyError, TypeError) as err:
+        raise ZooError(f"TF_CONFIG: expected {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
+                       f"\"task\": {{\"type\": \"worker\", \"index\": i}}}} ({err})") from None
+    return workers
+
+
+@contextlib.contextmanager
+def _scalar_logs_reduce_over_workers():
+    """Keras 3's TF trainer reduces ``fit``'s logs across workers with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on the scalar logs every model
+    returns ("Invalid reduction dimension 0 for input with 0 dimensions",
+    tensorflow/tensorflow#72388). For the block, scalars are reduced over replicas
+    (``axis=None``); everything else goes to Keras' own reduction."""
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    keras_reduce = keras_tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return keras_reduce(values, strategy, reduction)
+
+        def one(v):
+            if v.shape.rank == 0:
+                return strategy.reduce("MEAN", v, axis=None)
+            return keras_reduce(v, strategy, reduction)
+
+        return tf.nest.map_structure(one, values)
+
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        keras_tf_trainer.reduce_per_replica = keras_reduce
+
+
+def _multi_worker():
+    strategy = tf.distribute.get_strategy()
+    return strategy if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+
+
+def process_layout():
+    """``(worker index, worker count)`` under ``TF_CONFIG``; ``(0, 1)`` otherwise."""
+    strategy = _multi_worker()
+    if strategy is None:
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    return int(resolver.task_id), len(resolver.cluster_spec().as_dict()["worker"])
+
+
+def distribute_input(dataset):
+    """This worker's batches (already only its rows of each global batch) as the
+    strategy's per-worker input, split over its local replicas; unchanged outside a
+    multi-worker run (Keras distributes the global batch itself there)."""
+    strategy = _multi_worker()
+    if strategy is None or dataset is None:
+        return dataset
+    if not isinstance(dataset, tf.data.Dataset):
+        from zoo.errors import ZooError
+
+        raise ZooError("multi-worker training reads its data through tf.data (loader='tf')")
+    local = strategy.extended._num_devices_per_worker  # noqa: SLF001 (no public accessor)
+
+    def per_worker(context):
+        del context  # the trainer has already sharded the rows by worker
+        return dataset if local == 1 else dataset.unbatch().batch(
+            _batch_rows(dataset) // local, drop_remainder=True)
+
+    return strategy.distribute_datasets_from_function(per_worker)
+
+
+def _batch_rows(dataset):
+    spec = tf.nest.flatten(dataset.element_spec)[0]
+    return int(spec.shape[0])
 
 
 def replica_loss(loss):

@@ -5,8 +5,8 @@ import torch
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, make_adversarial_train_function, process_layout,
-    replica_loss, sync_state)
+    adversarial_test_step, call_inference, distribute_input, make_adversarial_train_function,
+    process_layout, replica_loss, sync_state)
 
 
 def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
