@@ -402,7 +402,8 @@ def build_parser():
                    "(model_config.target_domain)")
     p.add_argument("--distribute", choices=["data"], help="data-parallel over every local "
                    "device (jax: keras.distribution.DataParallel; tensorflow: "
-                   "MirroredStrategy); the recipe's batch is the global batch")
+                   "MirroredStrategy, or MultiWorkerMirroredStrategy across the processes "
+                   "a TF_CONFIG names); the recipe's batch is the global batch")
     p.add_argument("--devices", type=int, help="with --distribute: split the CPU into N "
                    "devices (to try it without accelerators)")
     p.add_argument("--coordinator", metavar="HOST:PORT", help="with --distribute on jax: "
