@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 
+from zoo.engine import ServingInput
 from zoo.errors import ZooError
 from zoo.files import atomic_folder
 
@@ -60,7 +61,8 @@ def export(model_or_path, out_dir, metadata=None, verbose=True):
             "keras_version": keras.__version__,
             "sample_rate": model.sample_rate,
             "capabilities": sorted(map(str, model.active_capabilities())),
-            "signatures": {name: [list(s) for s in specs]
+            "signatures": {name: [{"shape": list(ServingInput.of(s).shape),
+                                   "dtype": ServingInput.of(s).dtype} for s in specs]
                            for name, (_, specs) in endpoints.items()},
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "config": model.get_config(),
@@ -85,7 +87,8 @@ def write_saved_model(model, path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (fn, specs) in model.serving_endpoints().items():
-        signature = [tf.TensorSpec(shape, tf.float32, name=f"arg{i}") for i, shape in enumerate(specs)]
+        signature = [tf.TensorSpec(spec.shape, spec.dtype, name=f"arg{i}")
+                     for i, spec in enumerate(map(ServingInput.of, specs))]
         archive.add_endpoint(name, fn, input_signature=signature)
     archive.write_out(str(path), verbose=False)
 

@@ -30,6 +30,7 @@ _MODELS = {
     "style_transfer": "zoo.models.style_transfer:StyleTransfer",
     "gmm_vc": "zoo.models.gmm_vc:GMMVoiceConversion",
     "cvae": "zoo.models.cvae:ConditionalVAE",
+    "vqvae": "zoo.models.vqvae:SpectrogramVQVAE",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

@@ -218,7 +218,7 @@ def test_export_and_serve_with_streaming_signature(staged, tmp_path):
     model = registry.load_saved(run)
     x = signal(8192, batch=2)
     np.save(tmp_path / "x.npy", x)
-    shapes = [list(s) for s in meta["signatures"]["stream"][1:]]
+    shapes = [s["shape"] for s in meta["signatures"]["stream"][1:]]
     proc = subprocess.run(
         [sys.executable, "-c", SERVE, str(out / "saved_model"), str(tmp_path / "x.npy"),
          str(tmp_path / "fwd.npy"), str(tmp_path / "enc.npy"), str(tmp_path / "str.npy"),

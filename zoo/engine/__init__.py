@@ -11,10 +11,11 @@ The engine imports ``layers`` and nothing of ``zoo.models``.
 """
 from zoo.engine.adversarial import AdversarialModel, Objective
 from zoo.engine.capabilities import Capability, Fitting
-from zoo.engine.model import (TrainingContext, ZooModel, check_positive, compile_value_and_grad,
-                              inference, replica_loss)
+from zoo.engine.model import (ServingInput, TrainingContext, ZooModel, check_positive,
+                              compile_value_and_grad, inference, replica_loss)
 from zoo.engine.optimizers import adam_from_recipe
 
-__all__ = ["AdversarialModel", "Capability", "Fitting", "Objective", "TrainingContext",
+__all__ = ["AdversarialModel", "Capability", "Fitting", "Objective", "ServingInput",
+           "TrainingContext",
            "ZooModel", "adam_from_recipe", "check_positive", "compile_value_and_grad",
            "inference", "replica_loss"]

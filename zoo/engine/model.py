@@ -19,6 +19,7 @@ stream exactly.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 
@@ -45,6 +46,19 @@ class TrainingContext:
     train: dict = field(default_factory=dict)
     seed: int = 0
     verbose: int = 1
+
+
+class ServingInput(NamedTuple):
+    """One input of an exported signature that is not float32: ``shape`` (``None`` for
+    any size) and ``dtype`` (e.g. int32 codes). A plain shape tuple means float32."""
+
+    shape: tuple
+    dtype: str = "float32"
+
+    @classmethod
+    def of(cls, spec):
+        """``spec`` (a shape tuple or a ``ServingInput``) as a ``ServingInput``."""
+        return spec if isinstance(spec, cls) else cls(tuple(spec))
 
 
 class SeedStateMixin:
@@ -125,8 +139,9 @@ class ZooModel(SeedStateMixin, keras.Model):
         raise NotImplementedError(f"{type(self).__name__} must define sample_rate")
 
     def serving_endpoints(self):
-        """Exported signatures: ``{name: (function, [input shapes])}``; ``forward``
-        always (float32 waveforms ``[batch, samples]`` of any length)."""
+        """Exported signatures: ``{name: (function, [input specs])}``, each spec a shape
+        tuple (float32) or a :class:`ServingInput`; ``forward`` always (float32
+        waveforms ``[batch, samples]`` of any length)."""
         raise NotImplementedError(f"{type(self).__name__} defines no serving endpoints")
 
     # ------------------------------------------------------------ training hooks

@@ -1,0 +1,280 @@
+"""Vector-quantised VAE on log-mel spectrograms (van den Oord et al. 2017, "Neural
+Discrete Representation Learning"; residual VQ after Zeghidour et al. 2021,
+"SoundStream"; dead-code restart after Dhariwal et al. 2020, "Jukebox").
+
+Waveform -> log-mel front-end -> 2-D convolutional encoder over (frames, mel bands),
+``num_downsamples`` stride-2 stages in both axes -> a 2-D map of ``code_dim`` vectors
+-> nearest-neighbour codebook (``layers.VectorQuantizer``; several codebooks in
+residual with ``num_quantizers > 1``) -> transposed-convolution decoder back to the
+log-mel spectrogram -> waveform by the front-end's inversion (Griffin-Lim).
+
+The codebook follows exponential moving averages by default (``use_ema``) and codes
+whose EMA usage falls below ``dead_code_threshold`` are moved to random encoder
+outputs of the batch. The loss is the mean squared error of the normalised log-mel
+features plus the quantiser's commitment (and, without EMA, codebook) terms.
+
+``encode`` returns int32 codes ``[B, frames / 2**d, n_mels / 2**d]`` (a trailing axis of
+``num_quantizers`` with residual VQ), ``decode`` takes them; with residual VQ,
+``levels`` chooses how many codebooks to decode, i.e. the bitrate, at inference.
+Logged: ``reconstruction``, ``vq_loss``, ``perplexity`` and ``code_usage`` (share of
+the first codebook's codes used in the batch) and ``codes_restarted`` (dead codes
+moved during the epoch, all codebooks).
+"""
+import math
+
+import keras
+from keras import layers as kl
+from keras import ops
+
+from layers import ResidualVectorQuantizer, VectorQuantizer, code_statistics
+from zoo.engine import (Capability, ServingInput, ZooModel, check_positive, inference,
+                        replica_loss)
+from zoo.models.chunking import pad_to_multiple
+from zoo.models.spectral import SpectralFrontEnd
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SpectrogramVQVAE(ZooModel):
+    """VQ-VAE that takes and returns waveforms, with integer codes in between.
+
+    Args:
+        sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
+            griffin_lim_iters: the spectral front-end (see ``SpectralFrontEnd``);
+            ``n_mels`` must be a multiple of ``2 ** num_downsamples``.
+        channels: convolution width.
+        num_downsamples: stride-2 stages in time and frequency.
+        code_dim: dimension of a code vector.
+        num_codes: codebook size K.
+        num_quantizers: codebooks in residual (1: plain VQ).
+        beta: commitment weight.
+        use_ema: EMA codebook updates (else a codebook loss).
+        ema_decay: decay of the EMA statistics.
+        dead_code_threshold: restart codes whose EMA usage falls below it (0: never).
+        kmeans_init: initialise the codebook(s) by k-means on the first batch.
+        seed: seed of the codebook initialisation and restarts.
+
+    Example:
+    >>> vq = SpectrogramVQVAE(channels=32, num_codes=64)
+    >>> codes = vq.encode(np.zeros((1, 16384), "float32"))   # int32 [1, 33, 16]
+    >>> vq.decode(codes, length=16384).shape
+    (1, 16384)
+    """
+
+    capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.EXAMPLES}
+
+    def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, channels=128,
+                 num_downsamples=2, code_dim=64, num_codes=512, num_quantizers=1, beta=0.25,
+                 use_ema=True, ema_decay=0.99, dead_code_threshold=1.0, kmeans_init=False,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        check_positive(channels=channels, code_dim=code_dim, num_codes=num_codes,
+                       num_quantizers=num_quantizers)
+        if int(num_downsamples) < 0 or beta < 0 or dead_code_threshold < 0:
+            raise ValueError("num_downsamples, beta and dead_code_threshold must be >= 0, got "
+                             f"{num_downsamples}, {beta}, {dead_code_threshold}")
+        if not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        if int(n_mels) % 2 ** int(num_downsamples):
+            raise ValueError(f"n_mels ({n_mels}) must be a multiple of 2 ** num_downsamples "
+                             f"({2 ** int(num_downsamples)})")
+        self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
+                                         min_db, ref_db, griffin_lim_iters, name="frontend")
+        self.channels, self.num_downsamples = int(channels), int(num_downsamples)
+        self.code_dim, self.num_codes = int(code_dim), int(num_codes)
+        self.num_quantizers, self.beta = int(num_quantizers), float(beta)
+        self.use_ema, self.ema_decay = bool(use_ema), float(ema_decay)
+        self.dead_code_threshold, self.kmeans_init = float(dead_code_threshold), bool(kmeans_init)
+        self.seed = seed
+        self.encoder = self._build_encoder()
+        self.decoder = self._build_decoder()
+        vq = dict(num_codes=self.num_codes, code_dim=self.code_dim, beta=self.beta,
+                  use_ema=self.use_ema, ema_decay=self.ema_decay,
+                  dead_code_threshold=self.dead_code_threshold, kmeans_init=self.kmeans_init,
+                  seed=seed, name="quantizer")
+        self.quantizer = (VectorQuantizer(**vq) if self.num_quantizers == 1 else
+                          ResidualVectorQuantizer(num_stages=self.num_quantizers, **vq))
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.vq_tracker = keras.metrics.Mean(name="vq_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.usage_tracker = keras.metrics.Mean(name="code_usage")
+        self.restarts_tracker = keras.metrics.Sum(name="codes_restarted")
+
+    # ----------------------------------------------------------------- networks
+    def _conv(self, filters, kernel=3, strides=1, transpose=False):
+        cls = kl.Conv2DTranspose if transpose else kl.Conv2D
+        return [cls(filters, kernel, strides=strides, padding="same"), kl.LeakyReLU(0.2)]
+
+    def _build_encoder(self):
+        stack = self._conv(self.channels)
+        for _ in range(self.num_downsamples):
+            stack += self._conv(self.channels, 4, strides=2) + self._conv(self.channels)
+        return keras.Sequential(stack + [kl.Conv2D(self.code_dim, 1)], name="encoder")
+
+    def _build_decoder(self):
+        stack = self._conv(self.channels)
+        for _ in range(self.num_downsamples):
+            stack += self._conv(self.channels, 4, strides=2, transpose=True) + self._conv(
+                self.channels)
+        return keras.Sequential(stack + [kl.Conv2D(1, 3, padding="same")], name="decoder")
+
+    @property
+    def downsampling(self):
+        """Spectrogram frames (and mel bands) per code position."""
+        return 2 ** self.num_downsamples
+
+    @property
+    def stages(self):
+        """The quantiser of each codebook, in residual order."""
+        q = self.quantizer
+        return list(q.stages) if isinstance(q, ResidualVectorQuantizer) else [q]
+
+    # ---------------------------------------------------------------- interface
+    def encode_features(self, features):
+        """Normalised log-mel ``[B, F, n_mels]`` -> continuous code map ``[B, F', M', D]``."""
+        padded = pad_to_multiple(features, self.downsampling, value=-1.0)
+        return self.encoder(padded[..., None])
+
+    def decode_features(self, quantized):
+        """Code vectors ``[B, F', M', D]`` -> normalised log-mel ``[B, F' * 2**d, n_mels]``."""
+        return self.decoder(quantized)[..., 0]
+
+    def lookup(self, codes, levels=None):
+        """Integer codes -> the summed code vectors of the first ``levels`` codebooks."""
+        codes = ops.convert_to_tensor(codes, "int32")
+        if self.num_quantizers == 1:
+            return ops.take(self.stages[0].codes, codes, axis=0)
+        levels = self._levels(levels)
+        return sum(ops.take(stage.codes, codes[..., s], axis=0)
+                   for s, stage in enumerate(self.stages[:levels]))
+
+    def _levels(self, levels):
+        if levels is None:
+            return self.num_quantizers
+        if not 1 <= int(levels) <= self.num_quantizers:
+            raise ValueError(f"levels must be in 1..{self.num_quantizers}, got {levels}")
+        return int(levels)
+
+    @inference
+    def encode(self, waveform):
+        """Waveforms ``[B, samples]`` -> int32 codes ``[B, F', M']`` (``[..., levels]``
+        with residual VQ)."""
+        features = self.frontend(self.frontend.pad_input(waveform))
+        return self.quantizer(self.encode_features(features), training=False)[1]
+
+    @inference
+    def decode(self, codes, length=None, levels=None):
+        """Integer codes -> waveforms; ``levels`` codebooks of a residual VQ (all by
+        default). With ``length`` the output has exactly that many samples."""
+        decoded = self.decode_features(self.lookup(codes, levels))
+        if length is None:
+            return self.frontend.to_waveform(decoded)
+        return self.waveform_of_length(decoded[:, : self.frontend.num_frames(length)], length)
+
+    @inference
+    def reconstruct(self, waveform, levels=None):
+        """Waveforms -> waveforms of the same length, through the codes."""
+        waveform = ops.convert_to_tensor(waveform, "float32")
+        length = waveform.shape[1] or ops.shape(waveform)[1]
+        features = self.frontend(self.frontend.pad_input(waveform))
+        codes = self.quantizer(self.encode_features(features), training=False)[1]
+        decoded = self.decode_features(self.lookup(codes, levels))
+        decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
+        return self.waveform_of_length(decoded, length)
+
+    def waveform_of_length(self, decoded, length):
+        """Log-mel -> waveforms of exactly ``length`` samples (inverted at least one
+        FFT window long, then cut)."""
+        n = (max(length, self.frontend.n_fft) if isinstance(length, int)
+             else ops.maximum(length, self.frontend.n_fft))
+        return self.frontend.to_waveform(decoded, length=n)[:, :length]
+
+    def bitrate(self, levels=None):
+        """Bits per second of the codes with ``levels`` codebooks (all by default):
+        code positions per second x levels x log2(K)."""
+        positions = (self.sample_rate / self.frontend.hop_length / self.downsampling
+                     * (self.frontend.n_mels // self.downsampling))
+        return positions * self._levels(levels) * math.log2(self.num_codes)
+
+    def bitrate_report(self):
+        """Lines for ``zoo info``: bits per second and compression against 16-bit PCM
+        at the model's rate, per number of codebooks."""
+        pcm = 16 * self.sample_rate
+        lines = []
+        for levels in range(1, self.num_quantizers + 1):
+            bits = self.bitrate(levels)
+            lines.append(f"{levels} codebook(s) of {self.num_codes}: {bits / 1000:.2f} kbit/s, "
+                         f"{pcm / bits:.1f}x smaller than 16-bit PCM at {self.sample_rate} Hz")
+        return lines
+
+    @property
+    def sample_rate(self):
+        return self.frontend.sample_rate
+
+    def audio_examples(self, clips):
+        """Input clips and their reconstructions (and with one codebook, for residual VQ)."""
+        clips = ops.convert_to_tensor(clips, "float32")
+        out = {"input": clips, "reconstruction": self.reconstruct(clips)}
+        if self.num_quantizers > 1:
+            out["reconstruction_1_codebook"] = self.reconstruct(clips, levels=1)
+        return out
+
+    def serving_endpoints(self):
+        """Exported signatures: waveforms in and out, int32 codes for ``encode`` /
+        ``decode`` (so a server can store and send codes)."""
+        mels = self.frontend.n_mels // self.downsampling
+        shape = (None, None, mels) + ((self.num_quantizers,) if self.num_quantizers > 1 else ())
+        return {
+            "forward": (self.reconstruct, [(None, None)]),
+            "encode": (self.encode, [(None, None)]),
+            "decode": (self.decode, [ServingInput(shape, "int32")]),
+        }
+
+    # ----------------------------------------------------------------- training
+    def call(self, inputs, training=False):
+        waveform = ops.convert_to_tensor(inputs, "float32")
+        features = self.frontend(waveform)
+        quantized, codes = self.quantizer(self.encode_features(features), training=training)
+        frames = features.shape[1] or ops.shape(features)[1]
+        return {"features": features, "decoded": self.decode_features(quantized)[:, :frames],
+                "codes": codes}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        reconstruction = ops.mean(ops.square(y_pred["features"] - y_pred["decoded"]))
+        losses = self.losses  # the quantiser's commitment (and codebook) terms
+        vq_loss = ops.sum(ops.stack(losses)) if losses else ops.convert_to_tensor(0.0)
+        first = y_pred["codes"] if self.num_quantizers == 1 else y_pred["codes"][..., 0]
+        stats = code_statistics(first, self.num_codes)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.vq_tracker.update_state(vq_loss)
+        self.perplexity_tracker.update_state(stats["perplexity"])
+        self.usage_tracker.update_state(stats["usage"])
+        if training and self.dead_code_threshold > 0:
+            # a restarted code's EMA usage is set to exactly the threshold
+            self.restarts_tracker.update_state(sum(
+                ops.sum(ops.cast(ops.convert_to_tensor(s.cluster_size)
+                                 == self.dead_code_threshold, "float32"))
+                for s in self.stages))
+        return replica_loss(reconstruction + vq_loss)
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.reconstruction_tracker, self.vq_tracker,
+                                  self.perplexity_tracker, self.usage_tracker,
+                                  self.restarts_tracker]
+
+    def build(self, input_shape=None):
+        self.call(ops.zeros((1, 4 * self.frontend.n_fft)))
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), **self.frontend.arguments(),
+                "channels": self.channels, "num_downsamples": self.num_downsamples,
+                "code_dim": self.code_dim, "num_codes": self.num_codes,
+                "num_quantizers": self.num_quantizers, "beta": self.beta,
+                "use_ema": self.use_ema, "ema_decay": self.ema_decay,
+                "dead_code_threshold": self.dead_code_threshold,
+                "kmeans_init": self.kmeans_init, "seed": self.seed}
+
