@@ -31,6 +31,7 @@ def _cmd_info(args):
         print(json.dumps(model.get_config(), indent=2, default=str))
         if path.is_dir() and (path / "state.json").is_file():
             print("state:", (path / "state.json").read_text().strip())
+        _print_bitrate(model)
         return
     recipe = registry.load_recipe(args.name)
     model = registry.build(recipe)
@@ -40,6 +41,13 @@ def _cmd_info(args):
         print(f"[{section}]")
         for key, value in recipe[section].items():
             print(f"  {key} = {value!r}")
+    _print_bitrate(model)
+
+
+def _print_bitrate(model):
+    """Code models (``bitrate_report``): bits per second and compression."""
+    for line in getattr(model, "bitrate_report", lambda: [])():
+        print("bitrate:", line)
 
 
 def _cmd_train(args):
