@@ -14,6 +14,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+#: a run folder's final model and its last checkpoint, in the order a run is loaded
+RUN_FINAL = "model.keras"
+RUN_CHECKPOINT = "checkpoint.keras"
+
+
+def run_model_file(path):
+    """The ``.keras`` file of ``path``: the file itself, or a run folder's final model
+    (else its last checkpoint); ``FileNotFoundError`` naming the path otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (RUN_FINAL, RUN_CHECKPOINT):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: not a run folder (no {RUN_FINAL} or {RUN_CHECKPOINT})")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    return path
+
+
 def current_umask():
     """The process umask (read without changing it for longer than one call)."""
     mask = os.umask(0o022)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from zoo.errors import ZooError
+from zoo.files import RUN_CHECKPOINT, RUN_FINAL, run_model_file  # noqa: F401 (re-exported)
 
 try:
     import tomllib
@@ -31,6 +32,7 @@ _MODELS = {
     "gmm_vc": "zoo.models.gmm_vc:GMMVoiceConversion",
     "cvae": "zoo.models.cvae:ConditionalVAE",
     "vqvae": "zoo.models.vqvae:SpectrogramVQVAE",
+    "pixelcnn": "zoo.models.pixelcnn:PixelCNNPrior",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
@@ -49,8 +51,6 @@ def default_weights(name):
     """The shipped weights a bare registry name converts/evaluates with (or None)."""
     return DEFAULT_WEIGHTS.get(name)
 
-RUN_CHECKPOINT = "checkpoint.keras"
-RUN_FINAL = "model.keras"
 RUN_RECIPE = "recipe.json"
 
 
@@ -225,16 +225,10 @@ def load_saved(path):
 
     for model_name in _MODELS:  # register every model class with Keras' deserialiser
         model_class(model_name)
-    path = Path(path)
-    if path.is_dir():
-        for name in (RUN_FINAL, RUN_CHECKPOINT):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise ZooError(f"{path}: not a run folder (no {RUN_FINAL} or {RUN_CHECKPOINT})")
-    if not path.is_file():
-        raise ZooError(f"{path}: file not found")
+    try:
+        path = run_model_file(path)
+    except FileNotFoundError as err:
+        raise ZooError(str(err)) from None
     try:
         return keras.saving.load_model(path)
     except Exception as err:  # corrupt or foreign file

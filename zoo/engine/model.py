@@ -95,11 +95,14 @@ class ZooModel(SeedStateMixin, keras.Model):
     """Base class of zoo models (see the module docstring for the contract).
 
     Subclasses set the class attributes ``capabilities`` (an iterable of
-    :class:`Capability`) and, when not trained by gradient descent, ``fitting``.
+    :class:`Capability`) and, when not trained by gradient descent, ``fitting``;
+    ``prerequisites`` names constructor arguments that point at another trained run
+    (a prior's VQ-VAE): the default recipe cannot fill them in.
     """
 
     capabilities = frozenset()
     fitting = Fitting.GRADIENT
+    prerequisites = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
