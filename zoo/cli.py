@@ -3,6 +3,7 @@
 User errors (bad files, unknown names, bad options) print one line and exit 2.
 """
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -153,7 +154,15 @@ def _cmd_sample(args):
     model = zoo.load(args.model)
     model.require(Capability.SAMPLE, "sample from a prior")
     n = int(args.seconds * model.sample_rate)
-    waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed))
+    options = {}
+    if args.temperature is not None:
+        if "temperature" not in inspect.signature(model.sample).parameters:
+            raise ZooError(f"--temperature: {type(model).__name__} samples without one "
+                           "(autoregressive priors such as pixelcnn take it)")
+        if not args.temperature > 0:
+            raise ZooError(f"--temperature must be positive, got {args.temperature}")
+        options["temperature"] = args.temperature
+    waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed, **options))
     out = Path(args.output)
     for i, wave in enumerate(waves):
         target = out if args.num == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
@@ -468,12 +477,14 @@ def build_parser():
                    help="cvae: label swap or the latent-arithmetic baseline")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("sample", help="draw audio from a VAE's prior")
+    p = sub.add_parser("sample", help="draw audio from a VAE's prior or a trained pixelcnn")
     p.add_argument("model")
     p.add_argument("output", help="output .wav (numbered when --num > 1)")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--num", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, help="autoregressive priors: divide the "
+                   "logits by it (< 1: safer, > 1: more varied)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("interpolate", help="decode points between the latents of two files")

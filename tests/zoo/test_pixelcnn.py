@@ -1,0 +1,117 @@
+"""The PixelCNN prior: causal in raster order (by perturbation), the compiled sampling
+loop draws exactly what re-running the network per code draws, it learns codes better
+than their unigram distribution, its VQ-VAE stays frozen, and it needs a VQ-VAE."""
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import zoo
+from zoo.data import load_dataset
+from zoo.training.trainer import train
+
+VQ = dict(channels=16, code_dim=8, num_codes=32, n_mels=32, griffin_lim_iters=2, seed=0)
+
+
+def _prior(**kwargs):
+    keras.utils.set_random_seed(0)
+    return zoo.load("pixelcnn", vqvae=VQ, filters=16, num_layers=3, **kwargs)
+
+
+def test_logits_never_see_the_current_or_later_codes():
+    prior = _prior()
+    rng = np.random.default_rng(0)
+    rows, cols = 5, 8
+    codes = rng.integers(0, 32, size=(1, rows, cols)).astype("int32")
+    base = ops.convert_to_numpy(prior.logits(codes))
+    for p in (0, 9, 17, 38):
+        i, j = divmod(p, cols)
+        changed = codes.copy().reshape(-1)
+        changed[p:] = rng.integers(0, 32, size=changed[p:].shape)
+        out = ops.convert_to_numpy(prior.logits(changed.reshape(codes.shape)))
+        np.testing.assert_allclose(out[0, i, j], base[0, i, j], atol=1e-5)
+        flat_out, flat_base = out.reshape(-1, 32), base.reshape(-1, 32)
+        np.testing.assert_allclose(flat_out[:p + 1], flat_base[:p + 1], atol=1e-5)
+    # and it does see the codes before: changing the first code moves a later output
+    changed = codes.copy()
+    changed[0, 0, 0] = (codes[0, 0, 0] + 1) % 32
+    assert not np.allclose(ops.convert_to_numpy(prior.logits(changed))[0, 1, 0], base[0, 1, 0])
+
+
+def test_compiled_sampling_equals_rerunning_the_network_per_code():
+    """The seed fixes the Gumbel noise; re-running the whole network for every code (the
+    keras.io example's sampler) with that noise must draw the same codes."""
+    prior = _prior()
+    num, rows, cols, k, temperature = 2, 3, 8, 32, 0.7
+    codes = ops.convert_to_numpy(prior.sample_codes(num, rows, seed=5, temperature=temperature))
+    assert codes.shape == (num, rows, cols) and codes.min() >= 0 and codes.max() < k
+    uniform = ops.convert_to_numpy(keras.random.uniform((num, rows * cols, k), 1e-9, 1.0,
+                                                        seed=5))
+    gumbel = -np.log(-np.log(uniform))
+    naive = np.zeros((num, rows * cols), "int32")
+    for p in range(rows * cols):
+        logits = ops.convert_to_numpy(prior.logits(naive.reshape(num, rows, cols)))
+        naive[:, p] = np.argmax(logits.reshape(num, -1, k)[:, p] / temperature + gumbel[:, p], -1)
+    np.testing.assert_array_equal(codes, naive.reshape(num, rows, cols))
+    assert not np.array_equal(codes, ops.convert_to_numpy(prior.sample_codes(num, rows, seed=6)))
+    audio = ops.convert_to_numpy(prior.sample(2, 4096, seed=1))
+    assert audio.shape == (2, 4096) and np.all(np.isfinite(audio))
+
+
+def test_prior_learns_codes_better_than_their_unigram_and_keeps_its_vqvae(tmp_path):
+    """Trained on builtin:timbre through a saved VQ-VAE (codebook set by k-means on that
+    data): held-out bits per code below the cross-entropy of the training codes' unigram
+    distribution on the same held-out codes; the VQ-VAE's weights do not move."""
+    from zoo.models.vqvae import SpectrogramVQVAE
+
+    ds = load_dataset("builtin:timbre", 16000, 4096, progress=False)
+    keras.utils.set_random_seed(0)
+    vq = SpectrogramVQVAE(**VQ, kmeans_init=True)
+    vq(ds.clips(32, split="train", seed=3), training=True)  # k-means codebook
+    vq.save(tmp_path / "vq.keras")
+    vq_weights = [ops.convert_to_numpy(v).copy() for v in vq.weights]
+    result = train("pixelcnn", tiny=True, steps=80, out=tmp_path / "run", verbose=0,
+                   samples=False, overrides={
+                       "model_config": {"vqvae": str(tmp_path / "vq.keras"), "filters": 16,
+                                        "num_layers": 3},
+                       "train": {"steps_per_epoch": 80, "batch_size": 8, "learning_rate": 3e-3,
+                                 "validation_steps": 1}})
+    model = result.model
+    for a, b in zip(vq_weights, model.vqvae.weights):
+        np.testing.assert_array_equal(a, ops.convert_to_numpy(b))
+    train_codes = ops.convert_to_numpy(model.codes_of(ds.clips(64, split="train", seed=1)))
+    val = ds.clips(16, split="val", seed=2)
+    val_codes = ops.convert_to_numpy(model.codes_of(val)).reshape(-1)
+    counts = np.bincount(train_codes.reshape(-1), minlength=32) + 0.5  # add-half smoothing
+    unigram_bits = float(np.mean(-np.log2(counts / counts.sum())[val_codes]))
+    prior_bits = float(np.mean(ops.convert_to_numpy(model.log_likelihood(val))))
+    assert unigram_bits > 1.0  # the codes carry information
+    assert prior_bits < unigram_bits - 0.2, (prior_bits, unigram_bits)
+
+
+def test_a_prior_needs_a_vqvae(tmp_path):
+    with pytest.raises(Exception, match="model_config.vqvae: the prior needs a trained VQ-VAE"):
+        zoo.load("pixelcnn")
+    with pytest.raises(Exception, match="model_config.vqvae: .*no_such_run: file not found"):
+        zoo.load("pixelcnn", vqvae=str(tmp_path / "no_such_run"))
+    with pytest.raises(Exception, match="models one codebook"):
+        zoo.load("pixelcnn", vqvae={**VQ, "num_quantizers": 2})
+
+
+def test_zoo_sample_writes_prior_samples_and_checks_the_temperature(tmp_path, capsys):
+    from tests.zoo.test_cli import run_cli
+
+    prior = _prior()
+    prior.build()
+    prior.save(tmp_path / "prior.keras")
+    code, out, _ = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
+                           str(tmp_path / "s.wav"), "--seconds", "0.3", "--num", "2",
+                           "--temperature", "0.8")
+    assert code == 0 and (tmp_path / "s_0.wav").is_file() and (tmp_path / "s_1.wav").is_file()
+    import soundfile
+
+    audio, sr = soundfile.read(tmp_path / "s_1.wav")
+    assert sr == 16000 and len(audio) == 4800
+    code, _, err = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
+                           str(tmp_path / "t.wav"), "--temperature", "0")
+    assert code == 2 and "--temperature must be positive" in err
