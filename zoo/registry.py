@@ -32,6 +32,7 @@ _MODELS = {
     "gmm_vc": "zoo.models.gmm_vc:GMMVoiceConversion",
     "cvae": "zoo.models.cvae:ConditionalVAE",
     "vqvae": "zoo.models.vqvae:SpectrogramVQVAE",
+    "vqvae_waveform": "zoo.models.vqvae:WaveformVQVAE",
     "pixelcnn": "zoo.models.pixelcnn:PixelCNNPrior",
 }
 

@@ -1,8 +1,14 @@
-"""Vector-quantised VAE on log-mel spectrograms (van den Oord et al. 2017, "Neural
-Discrete Representation Learning"; residual VQ after Zeghidour et al. 2021,
-"SoundStream"; dead-code restart after Dhariwal et al. 2020, "Jukebox").
+"""Vector-quantised VAEs (van den Oord et al. 2017, "Neural Discrete Representation
+Learning"; residual VQ after Zeghidour et al. 2021, "SoundStream"; dead-code restart
+after Dhariwal et al. 2020, "Jukebox"), in two layouts sharing
+:class:`VectorQuantisedAutoencoder` (codebooks, code lookup, metrics, bitrate):
 
-Waveform -> log-mel front-end -> 2-D convolutional encoder over (frames, mel bands),
+* :class:`WaveformVQVAE` (``vqvae_waveform``): strided 1-D convolutions straight from
+  the waveform (64x by default, K = 512 as in the paper's audio experiments) to a 1-D
+  code sequence and back, trained with the multiscale spectral loss (RAVE's form).
+* :class:`SpectrogramVQVAE` (``vqvae``), below.
+
+Spectrogram layout: waveform -> log-mel front-end -> 2-D convolutional encoder over (frames, mel bands),
 ``num_downsamples`` stride-2 stages in both axes -> a 2-D map of ``code_dim`` vectors
 -> nearest-neighbour codebook (``layers.VectorQuantizer``; several codebooks in
 residual with ``num_quantizers > 1``) -> transposed-convolution decoder back to the
@@ -26,16 +32,261 @@ import keras
 from keras import layers as kl
 from keras import ops
 
-from layers import ResidualVectorQuantizer, VectorQuantizer, code_statistics
+from layers import (ResidualVectorQuantizer, VectorQuantizer, code_statistics,
+                    multiscale_spectral_distance)
 from zoo.engine import (Capability, ServingInput, ZooModel, check_positive, inference,
                         replica_loss)
-from zoo.models.chunking import pad_to_multiple
+from zoo.models.chunking import pad_to_length, pad_to_multiple
 from zoo.models.spectral import SpectralFrontEnd
 
 
+class VectorQuantisedAutoencoder(ZooModel):
+    """What both VQ-VAE layouts share: the codebook(s), code lookup by level, the loss's
+    quantiser terms and metrics, bitrate arithmetic and the shared config.
+
+    Subclasses build ``encoder``/``decoder``, define ``code_rate`` (code positions per
+    second), ``reconstruct``/``encode``/``decode`` and return ``{"codes": ...}`` from
+    ``call``; :meth:`quantiser_terms` adds the quantiser's losses and logs the metrics.
+    """
+
+    def __init__(self, code_dim=64, num_codes=512, num_quantizers=1, beta=0.25, use_ema=True,
+                 ema_decay=0.99, dead_code_threshold=1.0, kmeans_init=False, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        check_positive(code_dim=code_dim, num_codes=num_codes, num_quantizers=num_quantizers)
+        if beta < 0 or dead_code_threshold < 0:
+            raise ValueError("beta and dead_code_threshold must be >= 0, got "
+                             f"{beta}, {dead_code_threshold}")
+        if not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        self.code_dim, self.num_codes = int(code_dim), int(num_codes)
+        self.num_quantizers, self.beta = int(num_quantizers), float(beta)
+        self.use_ema, self.ema_decay = bool(use_ema), float(ema_decay)
+        self.dead_code_threshold, self.kmeans_init = float(dead_code_threshold), bool(kmeans_init)
+        self.seed = seed
+        vq = dict(num_codes=self.num_codes, code_dim=self.code_dim, beta=self.beta,
+                  use_ema=self.use_ema, ema_decay=self.ema_decay,
+                  dead_code_threshold=self.dead_code_threshold, kmeans_init=self.kmeans_init,
+                  seed=seed, name="quantizer")
+        self.quantizer = (VectorQuantizer(**vq) if self.num_quantizers == 1 else
+                          ResidualVectorQuantizer(num_stages=self.num_quantizers, **vq))
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.vq_tracker = keras.metrics.Mean(name="vq_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.usage_tracker = keras.metrics.Mean(name="code_usage")
+        self.restarts_tracker = keras.metrics.Sum(name="codes_restarted")
+
+    @property
+    def stages(self):
+        """The quantiser of each codebook, in residual order."""
+        q = self.quantizer
+        return list(q.stages) if isinstance(q, ResidualVectorQuantizer) else [q]
+
+    def lookup(self, codes, levels=None):
+        """Integer codes -> the summed code vectors of the first ``levels`` codebooks."""
+        codes = ops.convert_to_tensor(codes, "int32")
+        if self.num_quantizers == 1:
+            return ops.take(self.stages[0].codes, codes, axis=0)
+        levels = self._levels(levels)
+        return sum(ops.take(stage.codes, codes[..., s], axis=0)
+                   for s, stage in enumerate(self.stages[:levels]))
+
+    def _levels(self, levels):
+        if levels is None:
+            return self.num_quantizers
+        if not 1 <= int(levels) <= self.num_quantizers:
+            raise ValueError(f"levels must be in 1..{self.num_quantizers}, got {levels}")
+        return int(levels)
+
+    def code_axes(self):
+        """Trailing shape of ``encode``'s codes after batch and time (``()`` or the
+        mel regions), plus the residual level axis with several codebooks."""
+        return self.code_grid() + ((self.num_quantizers,) if self.num_quantizers > 1 else ())
+
+    def code_grid(self):
+        """Code positions per time step besides time (``()`` for a 1-D code sequence)."""
+        return ()
+
+    @property
+    def code_rate(self):
+        """Code positions per second (all positions of a time step counted)."""
+        raise NotImplementedError
+
+    def bitrate(self, levels=None):
+        """Bits per second of the codes with ``levels`` codebooks (all by default):
+        code positions per second x levels x log2(K)."""
+        return self.code_rate * self._levels(levels) * math.log2(self.num_codes)
+
+    def bitrate_report(self):
+        """Lines for ``zoo info``: bits per second and compression against 16-bit PCM
+        at the model's rate, per number of codebooks."""
+        pcm = 16 * self.sample_rate
+        lines = []
+        for levels in range(1, self.num_quantizers + 1):
+            bits = self.bitrate(levels)
+            lines.append(f"{levels} codebook(s) of {self.num_codes}: {bits / 1000:.2f} kbit/s, "
+                         f"{pcm / bits:.1f}x smaller than 16-bit PCM at {self.sample_rate} Hz")
+        return lines
+
+    def audio_examples(self, clips):
+        """Input clips and their reconstructions (and with one codebook, for residual VQ)."""
+        clips = ops.convert_to_tensor(clips, "float32")
+        out = {"input": clips, "reconstruction": self.reconstruct(clips)}
+        if self.num_quantizers > 1:
+            out["reconstruction_1_codebook"] = self.reconstruct(clips, levels=1)
+        return out
+
+    def serving_endpoints(self):
+        """Exported signatures: waveforms in and out, int32 codes for ``encode`` /
+        ``decode`` (so a server can store and send codes)."""
+        return {
+            "forward": (self.reconstruct, [(None, None)]),
+            "encode": (self.encode, [(None, None)]),
+            "decode": (self.decode, [ServingInput((None, None) + self.code_axes(), "int32")]),
+        }
+
+    def quantiser_terms(self, y_pred, reconstruction, training):
+        """``reconstruction`` + the quantiser's losses (as the replica's loss); logs
+        the reconstruction, the VQ loss, the first codebook's perplexity and usage,
+        and (training) the codes restarted."""
+        losses = self.losses  # the quantiser's commitment (and codebook) terms
+        vq_loss = ops.sum(ops.stack(losses)) if losses else ops.convert_to_tensor(0.0)
+        first = y_pred["codes"] if self.num_quantizers == 1 else y_pred["codes"][..., 0]
+        stats = code_statistics(first, self.num_codes)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.vq_tracker.update_state(vq_loss)
+        self.perplexity_tracker.update_state(stats["perplexity"])
+        self.usage_tracker.update_state(stats["usage"])
+        if training and self.dead_code_threshold > 0:
+            # a restarted code's EMA usage is set to exactly the threshold
+            self.restarts_tracker.update_state(sum(
+                ops.sum(ops.cast(ops.convert_to_tensor(s.cluster_size)
+                                 == self.dead_code_threshold, "float32"))
+                for s in self.stages))
+        return replica_loss(reconstruction + vq_loss)
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.reconstruction_tracker, self.vq_tracker,
+                                  self.perplexity_tracker, self.usage_tracker,
+                                  self.restarts_tracker]
+
+    def get_config(self):
+        return {**super().get_config(), "code_dim": self.code_dim, "num_codes": self.num_codes,
+                "num_quantizers": self.num_quantizers, "beta": self.beta,
+                "use_ema": self.use_ema, "ema_decay": self.ema_decay,
+                "dead_code_threshold": self.dead_code_threshold,
+                "kmeans_init": self.kmeans_init, "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class SpectrogramVQVAE(ZooModel):
-    """VQ-VAE that takes and returns waveforms, with integer codes in between.
+class WaveformVQVAE(VectorQuantisedAutoencoder):
+    """VQ-VAE from waveform to a 1-D code sequence and back (no inversion step).
+
+    Args:
+        sample_rate: audio rate in Hz.
+        channels: convolution width.
+        strides: the encoder's stride per stage (the product is the samples per
+            code; the decoder mirrors them with transposed convolutions).
+        scales: FFT sizes of the multiscale spectral loss.
+        code_dim, num_codes, num_quantizers, beta, use_ema, ema_decay,
+            dead_code_threshold, kmeans_init, seed: the codebook (see
+            :class:`VectorQuantisedAutoencoder`).
+
+    Example:
+    >>> vq = WaveformVQVAE(channels=32, num_codes=64)
+    >>> codes = vq.encode(np.zeros((1, 16384), "float32"))   # int32 [1, 256]
+    """
+
+    capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.EXAMPLES}
+
+    def __init__(self, sample_rate=16000, channels=64, strides=(4, 4, 4),
+                 scales=(2048, 1024, 512, 256, 128), **kwargs):
+        super().__init__(**kwargs)
+        check_positive(sample_rate=sample_rate, channels=channels)
+        if not strides or any(int(s) < 1 for s in strides) or not scales:
+            raise ValueError(f"strides and scales must be non-empty positive ints, got "
+                             f"{strides}, {scales}")
+        self._sample_rate, self.channels = int(sample_rate), int(channels)
+        self.strides, self.scales = [int(s) for s in strides], [int(n) for n in scales]
+        self.hop = math.prod(self.strides)
+        act = (lambda: kl.LeakyReLU(0.2))
+        enc = [kl.Conv1D(self.channels, 7, padding="same"), act()]
+        for s in self.strides:
+            enc += [kl.Conv1D(self.channels, 2 * s, strides=s, padding="same"), act(),
+                    kl.Conv1D(self.channels, 3, padding="same"), act()]
+        self.encoder = keras.Sequential(enc + [kl.Conv1D(self.code_dim, 1)], name="encoder")
+        dec = [kl.Conv1D(self.channels, 7, padding="same"), act()]
+        for s in reversed(self.strides):
+            dec += [kl.Conv1DTranspose(self.channels, 2 * s, strides=s, padding="same"), act(),
+                    kl.Conv1D(self.channels, 3, padding="same"), act()]
+        self.decoder = keras.Sequential(
+            dec + [kl.Conv1D(1, 7, padding="same", activation="tanh")], name="decoder")
+
+    @property
+    def sample_rate(self):
+        return self._sample_rate
+
+    @property
+    def code_rate(self):
+        return self.sample_rate / self.hop
+
+    def encode_waveform(self, waveform):
+        """Waveforms ``[B, samples]`` -> continuous codes ``[B, ceil(samples / hop), D]``."""
+        padded = pad_to_multiple(ops.convert_to_tensor(waveform, "float32"), self.hop)
+        return self.encoder(padded[..., None])
+
+    def decode_vectors(self, vectors):
+        """Code vectors ``[B, T', D]`` -> waveforms ``[B, T' * hop]``."""
+        return self.decoder(vectors)[..., 0]
+
+    @inference
+    def encode(self, waveform):
+        """Waveforms ``[B, samples]`` -> int32 codes ``[B, ceil(samples / hop)]``
+        (``[..., levels]`` with residual VQ)."""
+        return self.quantizer(self.encode_waveform(waveform), training=False)[1]
+
+    @inference
+    def decode(self, codes, length=None, levels=None):
+        """Integer codes -> waveforms (``length`` samples, else ``hop`` per code)."""
+        out = self.decode_vectors(self.lookup(codes, levels))
+        return out if length is None else pad_to_length(out, int(length))[:, : int(length)]
+
+    @inference
+    def reconstruct(self, waveform, levels=None):
+        """Waveforms -> waveforms of the same length, through the codes."""
+        waveform = ops.convert_to_tensor(waveform, "float32")
+        length = waveform.shape[1] or ops.shape(waveform)[1]
+        codes = self.quantizer(self.encode_waveform(waveform), training=False)[1]
+        return self.decode_vectors(self.lookup(codes, levels))[:, :length]
+
+    def call(self, inputs, training=False):
+        waveform = ops.convert_to_tensor(inputs, "float32")
+        quantized, codes = self.quantizer(self.encode_waveform(waveform), training=training)
+        length = waveform.shape[1] or ops.shape(waveform)[1]
+        return {"waveform": waveform, "decoded": self.decode_vectors(quantized)[:, :length],
+                "codes": codes}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        reconstruction = multiscale_spectral_distance(y_pred["waveform"], y_pred["decoded"],
+                                                      scales=self.scales)
+        return self.quantiser_terms(y_pred, reconstruction, training)
+
+    def build(self, input_shape=None):
+        self.call(ops.zeros((1, max(self.hop, max(self.scales)))))
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "sample_rate": self.sample_rate,
+                "channels": self.channels, "strides": list(self.strides),
+                "scales": list(self.scales)}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SpectrogramVQVAE(VectorQuantisedAutoencoder):
+    """VQ-VAE over log-mel spectrograms with a 2-D code map; waveforms in and out.
 
     Args:
         sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
@@ -43,15 +294,9 @@ class SpectrogramVQVAE(ZooModel):
             ``n_mels`` must be a multiple of ``2 ** num_downsamples``.
         channels: convolution width.
         num_downsamples: stride-2 stages in time and frequency.
-        code_dim: dimension of a code vector.
-        num_codes: codebook size K.
-        num_quantizers: codebooks in residual (1: plain VQ).
-        beta: commitment weight.
-        use_ema: EMA codebook updates (else a codebook loss).
-        ema_decay: decay of the EMA statistics.
-        dead_code_threshold: restart codes whose EMA usage falls below it (0: never).
-        kmeans_init: initialise the codebook(s) by k-means on the first batch.
-        seed: seed of the codebook initialisation and restarts.
+        code_dim, num_codes, num_quantizers, beta, use_ema, ema_decay,
+            dead_code_threshold, kmeans_init, seed: the codebook (see
+            :class:`VectorQuantisedAutoencoder`).
 
     Example:
     >>> vq = SpectrogramVQVAE(channels=32, num_codes=64)
@@ -64,41 +309,19 @@ class SpectrogramVQVAE(ZooModel):
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, channels=128,
-                 num_downsamples=2, code_dim=64, num_codes=512, num_quantizers=1, beta=0.25,
-                 use_ema=True, ema_decay=0.99, dead_code_threshold=1.0, kmeans_init=False,
-                 seed=None, **kwargs):
+                 num_downsamples=2, **kwargs):
         super().__init__(**kwargs)
-        check_positive(channels=channels, code_dim=code_dim, num_codes=num_codes,
-                       num_quantizers=num_quantizers)
-        if int(num_downsamples) < 0 or beta < 0 or dead_code_threshold < 0:
-            raise ValueError("num_downsamples, beta and dead_code_threshold must be >= 0, got "
-                             f"{num_downsamples}, {beta}, {dead_code_threshold}")
-        if not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        check_positive(channels=channels)
+        if int(num_downsamples) < 0:
+            raise ValueError(f"num_downsamples must be >= 0, got {num_downsamples}")
         if int(n_mels) % 2 ** int(num_downsamples):
             raise ValueError(f"n_mels ({n_mels}) must be a multiple of 2 ** num_downsamples "
                              f"({2 ** int(num_downsamples)})")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
                                          min_db, ref_db, griffin_lim_iters, name="frontend")
         self.channels, self.num_downsamples = int(channels), int(num_downsamples)
-        self.code_dim, self.num_codes = int(code_dim), int(num_codes)
-        self.num_quantizers, self.beta = int(num_quantizers), float(beta)
-        self.use_ema, self.ema_decay = bool(use_ema), float(ema_decay)
-        self.dead_code_threshold, self.kmeans_init = float(dead_code_threshold), bool(kmeans_init)
-        self.seed = seed
         self.encoder = self._build_encoder()
         self.decoder = self._build_decoder()
-        vq = dict(num_codes=self.num_codes, code_dim=self.code_dim, beta=self.beta,
-                  use_ema=self.use_ema, ema_decay=self.ema_decay,
-                  dead_code_threshold=self.dead_code_threshold, kmeans_init=self.kmeans_init,
-                  seed=seed, name="quantizer")
-        self.quantizer = (VectorQuantizer(**vq) if self.num_quantizers == 1 else
-                          ResidualVectorQuantizer(num_stages=self.num_quantizers, **vq))
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.vq_tracker = keras.metrics.Mean(name="vq_loss")
-        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
-        self.usage_tracker = keras.metrics.Mean(name="code_usage")
-        self.restarts_tracker = keras.metrics.Sum(name="codes_restarted")
 
     # ----------------------------------------------------------------- networks
     def _conv(self, filters, kernel=3, strides=1, transpose=False):
@@ -123,11 +346,17 @@ class SpectrogramVQVAE(ZooModel):
         """Spectrogram frames (and mel bands) per code position."""
         return 2 ** self.num_downsamples
 
+    def code_grid(self):
+        return (self.frontend.n_mels // self.downsampling,)
+
     @property
-    def stages(self):
-        """The quantiser of each codebook, in residual order."""
-        q = self.quantizer
-        return list(q.stages) if isinstance(q, ResidualVectorQuantizer) else [q]
+    def code_rate(self):
+        return (self.sample_rate / self.frontend.hop_length / self.downsampling
+                * self.code_grid()[0])
+
+    @property
+    def sample_rate(self):
+        return self.frontend.sample_rate
 
     # ---------------------------------------------------------------- interface
     def encode_features(self, features):
@@ -138,22 +367,6 @@ class SpectrogramVQVAE(ZooModel):
     def decode_features(self, quantized):
         """Code vectors ``[B, F', M', D]`` -> normalised log-mel ``[B, F' * 2**d, n_mels]``."""
         return self.decoder(quantized)[..., 0]
-
-    def lookup(self, codes, levels=None):
-        """Integer codes -> the summed code vectors of the first ``levels`` codebooks."""
-        codes = ops.convert_to_tensor(codes, "int32")
-        if self.num_quantizers == 1:
-            return ops.take(self.stages[0].codes, codes, axis=0)
-        levels = self._levels(levels)
-        return sum(ops.take(stage.codes, codes[..., s], axis=0)
-                   for s, stage in enumerate(self.stages[:levels]))
-
-    def _levels(self, levels):
-        if levels is None:
-            return self.num_quantizers
-        if not 1 <= int(levels) <= self.num_quantizers:
-            raise ValueError(f"levels must be in 1..{self.num_quantizers}, got {levels}")
-        return int(levels)
 
     @inference
     def encode(self, waveform):
@@ -194,47 +407,6 @@ class SpectrogramVQVAE(ZooModel):
              else ops.maximum(length, self.frontend.n_fft))
         return self.frontend.to_waveform(decoded, length=n)[:, :length]
 
-    def bitrate(self, levels=None):
-        """Bits per second of the codes with ``levels`` codebooks (all by default):
-        code positions per second x levels x log2(K)."""
-        positions = (self.sample_rate / self.frontend.hop_length / self.downsampling
-                     * (self.frontend.n_mels // self.downsampling))
-        return positions * self._levels(levels) * math.log2(self.num_codes)
-
-    def bitrate_report(self):
-        """Lines for ``zoo info``: bits per second and compression against 16-bit PCM
-        at the model's rate, per number of codebooks."""
-        pcm = 16 * self.sample_rate
-        lines = []
-        for levels in range(1, self.num_quantizers + 1):
-            bits = self.bitrate(levels)
-            lines.append(f"{levels} codebook(s) of {self.num_codes}: {bits / 1000:.2f} kbit/s, "
-                         f"{pcm / bits:.1f}x smaller than 16-bit PCM at {self.sample_rate} Hz")
-        return lines
-
-    @property
-    def sample_rate(self):
-        return self.frontend.sample_rate
-
-    def audio_examples(self, clips):
-        """Input clips and their reconstructions (and with one codebook, for residual VQ)."""
-        clips = ops.convert_to_tensor(clips, "float32")
-        out = {"input": clips, "reconstruction": self.reconstruct(clips)}
-        if self.num_quantizers > 1:
-            out["reconstruction_1_codebook"] = self.reconstruct(clips, levels=1)
-        return out
-
-    def serving_endpoints(self):
-        """Exported signatures: waveforms in and out, int32 codes for ``encode`` /
-        ``decode`` (so a server can store and send codes)."""
-        mels = self.frontend.n_mels // self.downsampling
-        shape = (None, None, mels) + ((self.num_quantizers,) if self.num_quantizers > 1 else ())
-        return {
-            "forward": (self.reconstruct, [(None, None)]),
-            "encode": (self.encode, [(None, None)]),
-            "decode": (self.decode, [ServingInput(shape, "int32")]),
-        }
-
     # ----------------------------------------------------------------- training
     def call(self, inputs, training=False):
         waveform = ops.convert_to_tensor(inputs, "float32")
@@ -248,27 +420,7 @@ class SpectrogramVQVAE(ZooModel):
         if y_pred is None:
             y_pred = self(x, training=training)
         reconstruction = ops.mean(ops.square(y_pred["features"] - y_pred["decoded"]))
-        losses = self.losses  # the quantiser's commitment (and codebook) terms
-        vq_loss = ops.sum(ops.stack(losses)) if losses else ops.convert_to_tensor(0.0)
-        first = y_pred["codes"] if self.num_quantizers == 1 else y_pred["codes"][..., 0]
-        stats = code_statistics(first, self.num_codes)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.vq_tracker.update_state(vq_loss)
-        self.perplexity_tracker.update_state(stats["perplexity"])
-        self.usage_tracker.update_state(stats["usage"])
-        if training and self.dead_code_threshold > 0:
-            # a restarted code's EMA usage is set to exactly the threshold
-            self.restarts_tracker.update_state(sum(
-                ops.sum(ops.cast(ops.convert_to_tensor(s.cluster_size)
-                                 == self.dead_code_threshold, "float32"))
-                for s in self.stages))
-        return replica_loss(reconstruction + vq_loss)
-
-    @property
-    def metrics(self):
-        return super().metrics + [self.reconstruction_tracker, self.vq_tracker,
-                                  self.perplexity_tracker, self.usage_tracker,
-                                  self.restarts_tracker]
+        return self.quantiser_terms(y_pred, reconstruction, training)
 
     def build(self, input_shape=None):
         self.call(ops.zeros((1, 4 * self.frontend.n_fft)))
@@ -276,10 +428,4 @@ class SpectrogramVQVAE(ZooModel):
 
     def get_config(self):
         return {**super().get_config(), **self.frontend.arguments(),
-                "channels": self.channels, "num_downsamples": self.num_downsamples,
-                "code_dim": self.code_dim, "num_codes": self.num_codes,
-                "num_quantizers": self.num_quantizers, "beta": self.beta,
-                "use_ema": self.use_ema, "ema_decay": self.ema_decay,
-                "dead_code_threshold": self.dead_code_threshold,
-                "kmeans_init": self.kmeans_init, "seed": self.seed}
-
+                "channels": self.channels, "num_downsamples": self.num_downsamples}
