@@ -34,6 +34,7 @@ _MODELS = {
     "vqvae": "zoo.models.vqvae:SpectrogramVQVAE",
     "vqvae_waveform": "zoo.models.vqvae:WaveformVQVAE",
     "pixelcnn": "zoo.models.pixelcnn:PixelCNNPrior",
+    "wavenet": "zoo.models.wavenet:WaveNetPrior",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

@@ -1,0 +1,89 @@
+"""The WaveNet prior and the waveform VQ-VAE it models: causal logits (by perturbation),
+cached sampling draws exactly the codes that re-running the network draws, the prior
+learns codes better than their unigram with its VQ-VAE frozen, and the waveform VQ-VAE's
+codes round-trip and its loss falls."""
+import keras
+import numpy as np
+from keras import ops
+
+import zoo
+from zoo.data import load_dataset
+from zoo.training.trainer import train
+
+VQ = dict(channels=16, code_dim=8, num_codes=32, seed=0)
+
+
+def _prior(**kwargs):
+    keras.utils.set_random_seed(0)
+    prior = zoo.load("wavenet", vqvae=VQ, filters=16, num_layers=4, dilation_cycle=2, **kwargs)
+    prior.build()
+    return prior
+
+
+def test_logits_never_see_the_current_or_later_codes():
+    prior = _prior()
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 32, size=(1, 24)).astype("int32")
+    base = ops.convert_to_numpy(prior.logits(codes))
+    for t in (0, 5, 13, 23):
+        changed = codes.copy()
+        changed[:, t:] = rng.integers(0, 32, size=changed[:, t:].shape)
+        out = ops.convert_to_numpy(prior.logits(changed))
+        np.testing.assert_allclose(out[:, : t + 1], base[:, : t + 1], atol=1e-5)
+    changed = codes.copy()
+    changed[0, 3] = (codes[0, 3] + 1) % 32
+    assert not np.allclose(ops.convert_to_numpy(prior.logits(changed))[0, 4], base[0, 4])
+    assert prior.receptive_field == 1 + 2 * (1 + 2)  # dilations 1, 2, 1, 2 with kernel 2
+
+
+def test_cached_sampling_draws_the_codes_naive_sampling_draws():
+    prior = _prior()
+    cached = ops.convert_to_numpy(prior.sample_codes(3, 20, seed=4, temperature=0.8))
+    naive = ops.convert_to_numpy(prior.sample_codes_naive(3, 20, seed=4, temperature=0.8))
+    assert cached.shape == (3, 20) and cached.min() >= 0 and cached.max() < 32
+    np.testing.assert_array_equal(cached, naive)
+    assert not np.array_equal(cached, ops.convert_to_numpy(prior.sample_codes(3, 20, seed=5)))
+    audio = ops.convert_to_numpy(prior.sample(2, 1000, seed=1))
+    assert audio.shape == (2, 1000) and np.all(np.isfinite(audio))
+
+
+def test_prior_learns_codes_better_than_their_unigram_and_keeps_its_vqvae(tmp_path):
+    from zoo.models.vqvae import WaveformVQVAE
+
+    ds = load_dataset("builtin:timbre", 16000, 4096, progress=False)
+    keras.utils.set_random_seed(0)
+    vq = WaveformVQVAE(**VQ, kmeans_init=True)
+    vq(ds.clips(32, split="train", seed=3), training=True)  # k-means codebook
+    vq.save(tmp_path / "vq.keras")
+    vq_weights = [ops.convert_to_numpy(v).copy() for v in vq.weights]
+    result = train("wavenet", tiny=True, steps=80, out=tmp_path / "run", verbose=0,
+                   samples=False, overrides={
+                       "model_config": {"vqvae": str(tmp_path / "vq.keras")},
+                       "train": {"steps_per_epoch": 80, "batch_size": 8, "learning_rate": 3e-3,
+                                 "validation_steps": 1}})
+    model = result.model
+    for a, b in zip(vq_weights, model.vqvae.weights):
+        np.testing.assert_array_equal(a, ops.convert_to_numpy(b))
+    train_codes = ops.convert_to_numpy(model.codes_of(ds.clips(64, split="train", seed=1)))
+    val = ds.clips(16, split="val", seed=2)
+    val_codes = ops.convert_to_numpy(model.codes_of(val)).reshape(-1)
+    counts = np.bincount(train_codes.reshape(-1), minlength=32) + 0.5  # add-half smoothing
+    unigram_bits = float(np.mean(-np.log2(counts / counts.sum())[val_codes]))
+    prior_bits = float(np.mean(ops.convert_to_numpy(model.log_likelihood(val))))
+    assert unigram_bits > 1.0  # the codes carry information
+    assert prior_bits < unigram_bits - 0.1, (prior_bits, unigram_bits)
+
+
+def test_waveform_vqvae_codes_round_trip_and_its_loss_falls(tmp_path):
+    model = zoo.load("vqvae_waveform", **VQ)
+    x = np.random.default_rng(0).standard_normal((2, 3000)).astype("float32") * 0.1
+    codes = ops.convert_to_numpy(model.encode(x))
+    assert codes.dtype == np.int32 and codes.shape == (2, -(-3000 // 64))
+    np.testing.assert_allclose(ops.convert_to_numpy(model.decode(codes, length=3000)),
+                               ops.convert_to_numpy(model.reconstruct(x)), atol=1e-5)
+    assert model.bitrate() == 16000 / 64 * 5  # 250 codes/s x log2(32) bits
+    result = train("vqvae_waveform", tiny=True, steps=30, out=tmp_path / "run", verbose=0,
+                   samples=False, overrides={"train": {"steps_per_epoch": 10,
+                                                       "learning_rate": 2e-3}})
+    loss = result.history["reconstruction"]
+    assert loss[-1] < 0.8 * loss[0], loss
