@@ -13,7 +13,9 @@ Items (``--only`` takes these names; ``models`` means every ``model:*``):
                     join with no code here): training steps/s, samples/s, peak memory,
                     inference x real time (``bench_models.py``);
 * ``travelgan``  -- shipped TraVeLGAN weights' conversion vs a raw-TF MelGAN-VC
-                    (``bench_travelgan.py``).
+                    (``bench_travelgan.py``);
+* ``priors``     -- codes/s of the wavenet (cached) and pixelcnn (compiled) samplers vs
+                    naive re-running sampling (``bench_priors.py``).
 
 Each backend runs in its own subprocess (``KERAS_BACKEND`` must be set before Keras is
 imported; ``benchmarks/_worker.py``); a backend that is not installed is skipped with a
@@ -44,6 +46,7 @@ ITEMS = {
     "griffinlim": "benchmarks.bench_griffinlim:run",
     "pipeline": "benchmarks.bench_pipeline:run",
     "travelgan": "benchmarks.bench_travelgan:run",
+    "priors": "benchmarks.bench_priors:run",
 }
 MODEL_PREFIX = "model:"
 

@@ -176,6 +176,10 @@ def run_model(name, quick=False, tiny=None, steps=None, runs=None, seconds=None,
     seconds = seconds or (2.0 if quick else 10.0)
     recipe = registry.load_recipe(name, tiny=tiny)
     keras.utils.set_random_seed(int(recipe["data"].get("seed", 0)))
+    for key, prerequisite in registry.model_class(name).prerequisites.items():
+        if key not in recipe["model_config"]:  # e.g. a prior's VQ-VAE: untrained, same speed
+            recipe["model_config"][key] = registry.build(registry.load_recipe(prerequisite,
+                                                                               tiny=tiny))
     model = registry.build(recipe)
     config = {"model": name, "config": "tiny" if tiny else "recipe"}
     trains = model.fitting is Fitting.GRADIENT

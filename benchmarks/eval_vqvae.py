@@ -86,8 +86,10 @@ def main(argv=None):
                                              "dead_code_threshold": threshold}}
         run = Path(args.out) / name
         t0 = time.time()
+        resume = (run / "state.json").is_file()  # a resumed run keeps its model_config
         trained = train("vqvae", steps=args.steps, out=run, verbose=0, samples=False,
-                        overrides=cfg, resume=(run / "state.json").is_file())
+                        overrides={k: v for k, v in cfg.items()
+                                   if not resume or k != "model_config"}, resume=resume)
         model, seconds = trained.model, time.time() - t0
         sr, fe = model.sample_rate, model.frontend
         if clips is None:

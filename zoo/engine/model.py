@@ -96,13 +96,14 @@ class ZooModel(SeedStateMixin, keras.Model):
 
     Subclasses set the class attributes ``capabilities`` (an iterable of
     :class:`Capability`) and, when not trained by gradient descent, ``fitting``;
-    ``prerequisites`` names constructor arguments that point at another trained run
-    (a prior's VQ-VAE): the default recipe cannot fill them in.
+    ``prerequisites`` maps constructor arguments that point at another trained run
+    (a prior's VQ-VAE) to the recipe that trains it: the default recipe cannot fill
+    them in (benchmarks build that recipe's untrained model instead).
     """
 
     capabilities = frozenset()
     fitting = Fitting.GRADIENT
-    prerequisites = ()
+    prerequisites = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

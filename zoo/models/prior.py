@@ -4,7 +4,7 @@ model, the cross-entropy objective in bits per code, seeded Gumbel-max sampling 
 the decoding of sampled codes to audio.
 
 A prior subclasses :class:`CodePrior` and defines ``vqvae_class`` (the layout it
-models), ``logits(codes)`` (causal in its order), ``code_shape(num_samples_audio)``
+models) and ``prerequisites`` (the recipe that trains that layout), ``logits(codes)`` (causal in its order), ``code_shape(num_samples_audio)``
 and ``sample_codes(num, rows, seed, temperature)`` (an ``@inference`` loop).
 """
 import math
@@ -71,7 +71,7 @@ class CodePrior(ZooModel):
     """
 
     capabilities = {Capability.SAMPLE, Capability.EXAMPLES}
-    prerequisites = ("vqvae",)
+    prerequisites = {"vqvae": "vqvae"}  # subclasses: the recipe of their VQ-VAE layout
     vqvae_class = None
 
     def __init__(self, vqvae=None, temperature=1.0, **kwargs):

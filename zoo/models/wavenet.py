@@ -45,6 +45,7 @@ class WaveNetPrior(CodePrior):
     """
 
     vqvae_class = WaveformVQVAE
+    prerequisites = {"vqvae": "vqvae_waveform"}
 
     def __init__(self, vqvae=None, filters=64, num_layers=10, dilation_cycle=5,
                  temperature=1.0, **kwargs):

@@ -1,0 +1,111 @@
+"""Sampling speed of the autoregressive priors, against naive re-running sampling.
+
+Usage::
+
+    KERAS_BACKEND=jax python benchmarks/bench_priors.py [--quick] [--runs 3]
+
+Models are the default recipes' priors (untrained weights: speed does not depend on
+them) over untrained default VQ-VAEs; codes per second (batch 4 counts 4 sequences):
+
+* ``wavenet``: the cached sampler (one streamed step through each layer per code, one
+  compiled loop) against the naive sampler (the whole network re-run over the sequence
+  for every code, also one compiled loop; it draws the same codes, tested);
+* ``pixelcnn``: the compiled raster loop against the keras.io VQ-VAE example's sampler
+  (a Python loop calling the network once per code and sampling on the host).
+
+Records go to ``benchmarks/results/priors_<backend>.json``.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import (BACKEND, block, median_time, no_grad,  # noqa: E402
+                                results_path, run_device, script_report, set_torch_threads)
+from benchmarks._records import record  # noqa: E402
+
+
+def _prior(name):
+    """The default recipe's prior over its untrained default VQ-VAE."""
+    import keras
+
+    from zoo import registry
+
+    keras.utils.set_random_seed(0)
+    vq = registry.build(registry.load_recipe(registry.model_class(name).prerequisites["vqvae"]))
+    recipe = registry.load_recipe(name)
+    recipe["model_config"]["vqvae"] = vq
+    return registry.build(recipe)
+
+
+def keras_io_pixelcnn_sampler(prior, num, rows):
+    """The keras.io VQ-VAE example's sampling loop: predict the whole map for every
+    code, sample on the host (numpy), write it back."""
+    import keras
+
+    cols = prior.vqvae.frontend.n_mels // prior.vqvae.downsampling
+    codes = np.zeros((num, rows, cols), "int32")
+    rng = np.random.default_rng(0)
+    for i in range(rows):
+        for j in range(cols):
+            logits = keras.ops.convert_to_numpy(prior.logits(codes))[:, i, j]
+            p = np.exp(logits - logits.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            codes[:, i, j] = [rng.choice(len(q), p=q) for q in p]
+    return codes
+
+
+def run(quick=False, runs=None):
+    runs = runs or (1 if quick else 3)
+    records = []
+    num = 4
+    with no_grad():
+        wavenet = _prior("wavenet")
+        wavenet.build()
+        steps = 64 if quick else 250  # 250 codes = 1 s at 64 samples per code, 16 kHz
+        cached = median_time(lambda: block(wavenet.sample_codes(num, steps, seed=0)), runs)
+        naive = median_time(lambda: block(wavenet.sample_codes_naive(num, steps, seed=0)), runs)
+        settings = {"batch": num, "codes": steps, "runs": runs, "layers": wavenet.num_layers,
+                    "filters": wavenet.filters, "receptive_field": wavenet.receptive_field}
+        records.append(record("wavenet prior: cached sampling", num * steps / cached,
+                              "codes/s", reference=num * steps / naive,
+                              reference_name="naive re-running sampling (compiled)",
+                              settings=settings))
+
+        pixelcnn = _prior("pixelcnn")
+        pixelcnn.build()
+        rows = 2 if quick else 8  # 8 rows x 16 mel regions = 0.26 s of audio
+        cols = pixelcnn.vqvae.frontend.n_mels // pixelcnn.vqvae.downsampling
+        compiled = median_time(lambda: block(pixelcnn.sample_codes(num, rows, seed=0)), runs)
+        t0 = time.perf_counter()
+        keras_io_pixelcnn_sampler(pixelcnn, num, rows)
+        eager = time.perf_counter() - t0
+        records.append(record("pixelcnn prior: compiled raster loop", num * rows * cols / compiled,
+                              "codes/s", reference=num * rows * cols / eager,
+                              reference_name="keras.io example's per-code predict loop",
+                              settings={"batch": num, "rows": rows, "columns": cols,
+                                        "runs": runs, "layers": pixelcnn.num_layers,
+                                        "filters": pixelcnn.filters}))
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--no-json", action="store_true")
+    args = parser.parse_args(argv)
+    set_torch_threads()
+    print(f"prior sampling; backend {BACKEND}; {run_device()}", flush=True)
+    records = run(args.quick, args.runs)
+    script_report(records, "priors", args.quick, None if args.no_json else results_path("priors"))
+
+
+if __name__ == "__main__":
+    main()
