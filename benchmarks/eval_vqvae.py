@@ -4,11 +4,11 @@ without dead-code restart.
 
 Usage::
 
-    KERAS_BACKEND=torch python benchmarks/eval_vqvae.py [--steps 1000] \
-        [--set model_config.channels=32 ...] [--out runs/eval_vqvae] \
-        [--json benchmarks/results/vqvae_quality.json]
+    KERAS_BACKEND=torch python benchmarks/eval_vqvae.py [--model vqvae|vqvae_waveform] \
+        [--steps 1000] [--variants restart,no_restart] [--set model_config.channels=32 ...] \
+        [--out runs/eval_vqvae] [--json benchmarks/results/vqvae_quality.json]
 
-Trains the ``vqvae`` recipe twice from the same seed, with ``dead_code_threshold`` 1
+Trains the recipe once per variant from the same seed, with ``dead_code_threshold`` 1
 (restart, the default) and 0 (none), then on 16 clips of the files held out of
 training reports, lower is better:
 
@@ -20,7 +20,10 @@ training reports, lower is better:
 * the same for 32 Griffin-Lim iterations of the clip's TRUE magnitudes (n_fft 512,
   hop 128, the model's STFT): the ceiling of a model that inverts by Griffin-Lim;
 
-and, per variant, the share of codes used on those clips and the code perplexity.
+and, per variant, the share of codes used on those clips and the code perplexity. For
+the spectrogram layout also the error of the decoded normalised log-mel features (what
+the model is trained on) beside the time-averaged log-mel's, and the distances of the
+front-end's own inversion of the TRUE features (the ceiling of that layout's audio).
 """
 import argparse
 import json
@@ -51,6 +54,26 @@ def baselines(x, n_fft, hop):
     return griffin_lim_of(flat, len(x), n_fft, hop), griffin_lim_of(mag, len(x), n_fft, hop)
 
 
+def feature_errors(model, clips):
+    """Spectrogram layout: MSE of the decoded normalised log-mel against the true one, the
+    same for each clip's time-averaged log-mel, and the distances of the front-end's own
+    inversion of the true features (the layout's ceiling)."""
+    import keras
+
+    from zoo.eval import mel_distance, multiscale_spectral_distance
+
+    out = model(clips, training=False)
+    true, decoded = (keras.ops.convert_to_numpy(out[k]) for k in ("features", "decoded"))
+    inverted = keras.ops.convert_to_numpy(model.frontend.to_waveform(out["features"],
+                                                                     length=clips.shape[1]))
+    return {"feature_mse": float(np.mean((decoded - true) ** 2)),
+            "feature_mse_time_averaged": float(np.mean((true - true.mean(1, keepdims=True)) ** 2)),
+            "inversion_multiscale": float(np.mean([multiscale_spectral_distance(x, y)
+                                                   for x, y in zip(clips, inverted)])),
+            "inversion_mel": float(np.mean([mel_distance(x, y, model.sample_rate)
+                                            for x, y in zip(clips, inverted)]))}
+
+
 def parse_sets(sets):
     import tomllib
 
@@ -64,6 +87,8 @@ def parse_sets(sets):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vqvae", choices=["vqvae", "vqvae_waveform"])
+    parser.add_argument("--variants", default="restart,no_restart")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--clips", type=int, default=16)
@@ -78,24 +103,26 @@ def main(argv=None):
     from zoo.training.trainer import train
 
     overrides = parse_sets(args.set)
-    result = {"backend": keras.backend.backend(), "steps": args.steps, "overrides": overrides,
-              "variants": {}}
+    result = {"model": args.model, "backend": keras.backend.backend(), "steps": args.steps,
+              "overrides": overrides, "variants": {}}
     clips = None
-    for name, threshold in (("restart", 1.0), ("no_restart", 0.0)):
+    variants = {"restart": 1.0, "no_restart": 0.0}
+    for name in args.variants.split(","):
+        threshold = variants[name]
         cfg = {**overrides, "model_config": {**overrides.get("model_config", {}),
                                              "dead_code_threshold": threshold}}
         run = Path(args.out) / name
         t0 = time.time()
         resume = (run / "state.json").is_file()  # a resumed run keeps its model_config
-        trained = train("vqvae", steps=args.steps, out=run, verbose=0, samples=False,
+        trained = train(args.model, steps=args.steps, out=run, verbose=0, samples=False,
                         overrides={k: v for k, v in cfg.items()
                                    if not resume or k != "model_config"}, resume=resume)
         model, seconds = trained.model, time.time() - t0
-        sr, fe = model.sample_rate, model.frontend
+        sr = model.sample_rate
         if clips is None:
             ds = load_dataset("builtin:timbre", sr, 16384, progress=False)
             clips = ds.clips(args.clips, split="val", seed=7)
-            refs = [baselines(x, fe.n_fft, fe.hop_length) for x in clips]
+            refs = [baselines(x, 512, 128) for x in clips]
             result["baselines"] = {
                 "time_averaged": {
                     "multiscale": float(np.mean([multiscale_spectral_distance(x, b[0])
@@ -109,7 +136,7 @@ def main(argv=None):
                                 for i in range(0, len(clips), 4)])
         codes = keras.ops.convert_to_numpy(model.encode(clips)).reshape(-1)
         p = np.bincount(codes, minlength=model.num_codes) / codes.size
-        result["variants"][name] = {
+        result["variants"][name] = row = {
             "multiscale": float(np.mean([multiscale_spectral_distance(x, y)
                                          for x, y in zip(clips, recon)])),
             "mel": float(np.mean([mel_distance(x, y, sr) for x, y in zip(clips, recon)])),
@@ -117,8 +144,10 @@ def main(argv=None):
             "perplexity": float(np.exp(-np.sum(p[p > 0] * np.log(p[p > 0])))),
             "train_seconds": seconds,
             "bitrate": model.bitrate_report()}
+        if hasattr(model, "frontend"):
+            row.update(feature_errors(model, clips))
     base = result["baselines"]
-    print(f"vqvae on {len(clips)} held-out builtin:timbre clips ({clips.shape[1] / sr:.2f} s), "
+    print(f"{args.model} on {len(clips)} held-out builtin:timbre clips ({clips.shape[1] / sr:.2f} s), "
           f"{args.steps} steps, {result['backend']}:")
     print(f"  {'':24s} {'multiscale':>10s} {'mel':>7s} {'codes used':>10s} {'perplexity':>10s}")
     for name, row in result["variants"].items():
@@ -126,8 +155,15 @@ def main(argv=None):
               f"{row['codes_used']:10.1%} {row['perplexity']:10.1f}")
     for name, row in base.items():
         print(f"  {name:24s} {row['multiscale']:10.3f} {row['mel']:7.3f}")
-    ratio = result["variants"]["restart"]["mel"] / base["time_averaged"]["mel"]
-    print(f"  mel distance / time-averaged baseline: {ratio:.2f} (goal < 0.5)")
+    for name, row in result["variants"].items():
+        ratio = row["mel"] / base["time_averaged"]["mel"]
+        print(f"  {name}: mel distance / time-averaged baseline: {ratio:.2f} (goal < 0.5)")
+        if "feature_mse" in row:
+            print(f"  {name}: log-mel feature MSE {row['feature_mse']:.4f} vs time-averaged "
+                  f"{row['feature_mse_time_averaged']:.4f} "
+                  f"({row['feature_mse'] / row['feature_mse_time_averaged']:.3f}); the "
+                  f"front-end's inversion of the true features: multiscale "
+                  f"{row['inversion_multiscale']:.3f}, mel {row['inversion_mel']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")

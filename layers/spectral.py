@@ -125,9 +125,12 @@ class STFTMagnitude(keras.layers.Layer):
 class MelScale(keras.layers.Layer):
     """Linear-frequency spectrogram ``[..., bins]`` -> mel spectrogram ``[..., n_mels]``.
 
-    ``inverse`` maps back with the clipped pseudo-inverse of the filterbank (the
-    in-graph counterpart of ``librosa.feature.inverse.mel_to_stft``'s NNLS; see
-    ``layers.griffinlim.mel_to_linear`` for the NNLS option).
+    ``inverse`` maps back with the clipped pseudo-inverse of the filterbank, refined by
+    ``iterations`` multiplicative non-negative least-squares updates (Lee & Seung 2001:
+    ``x <- x * (y F^T) / (x F F^T)``, which keep ``x >= 0`` and do not increase
+    ``||x F - y||``): the in-graph counterpart of
+    ``librosa.feature.inverse.mel_to_stft``'s NNLS (``layers.griffinlim.mel_to_linear``
+    calls librosa's own).
 
     Args:
         sample_rate: sampling rate in Hz.
@@ -158,9 +161,19 @@ class MelScale(keras.layers.Layer):
     def call(self, spectrogram):
         return ops.matmul(spectrogram, ops.convert_to_tensor(self.filterbank))
 
-    def inverse(self, mel):
-        """Mel -> linear spectrogram by the non-negative clipped pseudo-inverse."""
-        return ops.relu(ops.matmul(mel, ops.convert_to_tensor(self.pseudo_inverse)))
+    def inverse(self, mel, iterations=0):
+        """Mel -> linear spectrogram: the clipped pseudo-inverse, then ``iterations``
+        multiplicative NNLS updates (0: the pseudo-inverse alone)."""
+        linear = ops.relu(ops.matmul(mel, ops.convert_to_tensor(self.pseudo_inverse)))
+        if iterations <= 0:
+            return linear
+        fb = ops.convert_to_tensor(self.filterbank)
+        target = ops.matmul(ops.relu(mel), ops.transpose(fb))  # y F^T, [..., bins]
+        linear = linear + 1e-10  # a zero never moves under multiplicative updates
+        for _ in range(int(iterations)):
+            linear = linear * target / (ops.matmul(ops.matmul(linear, fb), ops.transpose(fb))
+                                        + 1e-20)
+        return linear
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.n_mels,)

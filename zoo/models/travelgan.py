@@ -134,7 +134,8 @@ class TraVeLGAN(SpectrogramTranslation, AdversarialModel):
 
     Args:
         sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
-            griffin_lim_iters: the spectral front-end (see ``SpectralFrontEnd``).
+            griffin_lim_iters, mel_inversion_iters: the spectral front-end (see
+            ``SpectralFrontEnd``).
         chunk_frames: frames per generator chunk (a multiple of 4).
         num_chunks: chunks per training crop (crops must give at least
             ``num_chunks * chunk_frames`` frames).
@@ -159,7 +160,8 @@ class TraVeLGAN(SpectrogramTranslation, AdversarialModel):
     """
 
     def __init__(self, sample_rate=16000, n_fft=1152, hop_length=192, n_mels=192, fmin=0.0,
-                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, chunk_frames=24,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32,
+                 mel_inversion_iters=30, chunk_frames=24,
                  num_chunks=3, generator_channels=256, critic_channels=512, siamese_dim=128,
                  travel_weight=10.0, identity_weight=None, margin=None, max_chunks=256,
                  variant="melgan_vc", **kwargs):
@@ -182,7 +184,8 @@ class TraVeLGAN(SpectrogramTranslation, AdversarialModel):
         if int(max_chunks) < 1:
             raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
-                                         min_db, ref_db, griffin_lim_iters, name="frontend")
+                                         min_db, ref_db, griffin_lim_iters, mel_inversion_iters,
+                                         name="frontend")
         self.chunk_frames, self.num_chunks = int(chunk_frames), int(num_chunks)
         self.generator_channels, self.critic_channels = int(generator_channels), int(critic_channels)
         self.siamese_dim = int(siamese_dim)

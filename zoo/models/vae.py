@@ -36,7 +36,8 @@ class SpectrogramVAE(ZooModel):
 
     Args:
         sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
-            griffin_lim_iters: the spectral front-end (see ``SpectralFrontEnd``).
+            griffin_lim_iters, mel_inversion_iters: the spectral front-end (see
+            ``SpectralFrontEnd``).
         latent_dim: channels of the latent sequence.
         channels: convolution width.
         num_downsamples: stride-2 stages (time compression ``2 ** num_downsamples``).
@@ -58,7 +59,8 @@ class SpectrogramVAE(ZooModel):
                     Capability.INTERPOLATE, Capability.EXAMPLES, Capability.FEATURE_MAPS}
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
-                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, latent_dim=16,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32,
+                 mel_inversion_iters=30, latent_dim=16,
                  channels=128, num_downsamples=2, kernel_size=5, variational=True,
                  likelihood="gaussian", gaussian_scale=0.1, beta=1.0, kl_warmup_steps=1000,
                  seed=None, **kwargs):
@@ -71,7 +73,8 @@ class SpectrogramVAE(ZooModel):
         if likelihood not in ("gaussian", "itakura_saito"):
             raise ValueError(f"likelihood must be 'gaussian' or 'itakura_saito', got {likelihood!r}")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
-                                         min_db, ref_db, griffin_lim_iters, name="frontend")
+                                         min_db, ref_db, griffin_lim_iters, mel_inversion_iters,
+                                         name="frontend")
         self.latent_dim, self.channels = int(latent_dim), int(channels)
         self.num_downsamples, self.kernel_size = int(num_downsamples), int(kernel_size)
         self.variational, self.likelihood = bool(variational), likelihood

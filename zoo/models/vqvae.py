@@ -290,7 +290,7 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
 
     Args:
         sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
-            griffin_lim_iters: the spectral front-end (see ``SpectralFrontEnd``);
+            griffin_lim_iters, mel_inversion_iters: the spectral front-end (see ``SpectralFrontEnd``);
             ``n_mels`` must be a multiple of ``2 ** num_downsamples``.
         channels: convolution width.
         num_downsamples: stride-2 stages in time and frequency.
@@ -308,7 +308,8 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
     capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.EXAMPLES}
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
-                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32, channels=128,
+                 fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32,
+                 mel_inversion_iters=30, channels=128,
                  num_downsamples=2, **kwargs):
         super().__init__(**kwargs)
         check_positive(channels=channels)
@@ -318,7 +319,8 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
             raise ValueError(f"n_mels ({n_mels}) must be a multiple of 2 ** num_downsamples "
                              f"({2 ** int(num_downsamples)})")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
-                                         min_db, ref_db, griffin_lim_iters, name="frontend")
+                                         min_db, ref_db, griffin_lim_iters, mel_inversion_iters,
+                                         name="frontend")
         self.channels, self.num_downsamples = int(channels), int(num_downsamples)
         self.encoder = self._build_encoder()
         self.decoder = self._build_decoder()
