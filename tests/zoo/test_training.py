@@ -157,3 +157,10 @@ def test_resume_of_a_complete_run_finishes_and_a_stale_state_is_caught(tmp_path,
     assert "holds step 4; resuming from 4" in capsys.readouterr().out
     assert resumed.step == 6
     assert int(keras.ops.convert_to_numpy(resumed.model.optimizer.iterations)) == 6
+    # a kill between the first checkpoint.keras and the first state.json (seen in the
+    # distributed tune test): the checkpoint's own step count resumes it
+    (run / "state.json").unlink()
+    again = train(out=run, resume=True, steps=8, verbose=1, samples=False)
+    assert "no state.json (killed while checkpointing); the checkpoint holds step 6" in (
+        capsys.readouterr().out)
+    assert again.step == 8 and json.loads((run / "state.json").read_text())["step"] == 8

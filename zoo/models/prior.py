@@ -25,7 +25,7 @@ def load_frozen(vqvae, vqvae_class):
     if vqvae is None:
         raise ValueError("model_config.vqvae: the prior needs a trained VQ-VAE; train one "
                          "(e.g. zoo train vqvae --out runs/vq) and pass --set "
-                         "model_config.vqvae='\"runs/vq\"'")
+                         "model_config.vqvae=runs/vq")
     if isinstance(vqvae, keras.Model):
         model = vqvae
     elif isinstance(vqvae, dict):

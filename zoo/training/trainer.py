@@ -176,9 +176,9 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
         if out is None:
             raise ZooError("--resume needs the run folder (--out DIR)")
         run_dir = Path(out)
-        state = read_state(run_dir)
-        if state is None or not (run_dir / registry.RUN_CHECKPOINT).is_file():
-            raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras/state.json)")
+        if not (run_dir / registry.RUN_CHECKPOINT).is_file():
+            raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras)")
+        state = read_state(run_dir) or {}  # missing if a kill fell before its first write
         recipe = registry.run_recipe(run_dir)
         recipe = registry.with_overrides(registry.validate_recipe(recipe), overrides,
                                          sections=("train", "data"))
@@ -310,9 +310,17 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
 def _checkpoint_step(model, state, run_dir, verbose):
     """The global step a checkpoint holds: its optimizer's iteration count (written in
     the same file as the weights), which wins over ``state.json`` if a kill fell between
-    the two writes."""
-    step = int(state["step"])
+    the two writes (or before the first ``state.json``)."""
     iterations = model.trained_steps()
+    if "step" not in state:
+        if iterations is None:
+            raise ZooError(f"{run_dir}: nothing to resume (no state.json, and the checkpoint "
+                           "holds no optimizer step count)")
+        if verbose:
+            print(f"[zoo] {run_dir}: no state.json (killed while checkpointing); the "
+                  f"checkpoint holds step {iterations}", flush=True)
+        return iterations
+    step = int(state["step"])
     if iterations is not None and iterations != step:
         if verbose:
             print(f"[zoo] {run_dir}: state.json says step {step} but the checkpoint holds "
