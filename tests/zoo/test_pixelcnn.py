@@ -7,8 +7,7 @@ import pytest
 from keras import ops
 
 import zoo
-from zoo.data import load_dataset
-from zoo.training.trainer import train
+from tests.zoo._priors import assert_prior_beats_unigram
 
 VQ = dict(channels=16, code_dim=8, num_codes=32, n_mels=32, griffin_lim_iters=2, seed=0)
 
@@ -59,34 +58,12 @@ def test_compiled_sampling_equals_rerunning_the_network_per_code():
 
 
 def test_prior_learns_codes_better_than_their_unigram_and_keeps_its_vqvae(tmp_path):
-    """Trained on builtin:timbre through a saved VQ-VAE (codebook set by k-means on that
-    data): held-out bits per code below the cross-entropy of the training codes' unigram
-    distribution on the same held-out codes; the VQ-VAE's weights do not move."""
+    """Trained 80 tiny steps through a k-means-initialised, saved VQ-VAE: fewer bits per
+    held-out code than the unigram, the VQ-VAE frozen (``tests/zoo/_priors.py``)."""
     from zoo.models.vqvae import SpectrogramVQVAE
 
-    ds = load_dataset("builtin:timbre", 16000, 4096, progress=False)
-    keras.utils.set_random_seed(0)
-    vq = SpectrogramVQVAE(**VQ, kmeans_init=True)
-    vq(ds.clips(32, split="train", seed=3), training=True)  # k-means codebook
-    vq.save(tmp_path / "vq.keras")
-    vq_weights = [ops.convert_to_numpy(v).copy() for v in vq.weights]
-    result = train("pixelcnn", tiny=True, steps=80, out=tmp_path / "run", verbose=0,
-                   samples=False, overrides={
-                       "model_config": {"vqvae": str(tmp_path / "vq.keras"), "filters": 16,
-                                        "num_layers": 3},
-                       "train": {"steps_per_epoch": 80, "batch_size": 8, "learning_rate": 3e-3,
-                                 "validation_steps": 1}})
-    model = result.model
-    for a, b in zip(vq_weights, model.vqvae.weights):
-        np.testing.assert_array_equal(a, ops.convert_to_numpy(b))
-    train_codes = ops.convert_to_numpy(model.codes_of(ds.clips(64, split="train", seed=1)))
-    val = ds.clips(16, split="val", seed=2)
-    val_codes = ops.convert_to_numpy(model.codes_of(val)).reshape(-1)
-    counts = np.bincount(train_codes.reshape(-1), minlength=32) + 0.5  # add-half smoothing
-    unigram_bits = float(np.mean(-np.log2(counts / counts.sum())[val_codes]))
-    prior_bits = float(np.mean(ops.convert_to_numpy(model.log_likelihood(val))))
-    assert unigram_bits > 1.0  # the codes carry information
-    assert prior_bits < unigram_bits - 0.2, (prior_bits, unigram_bits)
+    assert_prior_beats_unigram(tmp_path, "pixelcnn", SpectrogramVQVAE, VQ, margin_bits=0.2,
+                               model_config={"filters": 16, "num_layers": 3})
 
 
 def test_a_prior_needs_a_vqvae(tmp_path):

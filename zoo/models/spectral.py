@@ -106,6 +106,13 @@ class SpectralFrontEnd(keras.layers.Layer):
         """Normalised log-mel features -> waveform."""
         return self.power_mel_to_waveform(self.to_power_mel(features), length)
 
+    def to_waveform_of_length(self, features, length):
+        """Normalised log-mel features -> waveforms of exactly ``length`` samples (inverted
+        at least one FFT window long, then cut: inputs are padded so for analysis)."""
+        n = (max(length, self.n_fft) if isinstance(length, int)
+             else ops.maximum(length, self.n_fft))
+        return self.to_waveform(features, length=n)[:, :length]
+
     def num_frames(self, num_samples):
         return self.stft.num_frames(num_samples)
 

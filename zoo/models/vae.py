@@ -188,11 +188,8 @@ class SpectrogramVAE(ZooModel):
         return self.waveform_of_length(decoded, length)
 
     def waveform_of_length(self, decoded, length):
-        """Decoder output -> waveforms of exactly ``length`` samples (inverted at least one
-        FFT window long, then cut)."""
-        n = (max(length, self.frontend.n_fft) if isinstance(length, int)
-             else ops.maximum(length, self.frontend.n_fft))
-        return self.output_to_waveform(decoded, length=n)[:, :length]
+        """Decoder output -> waveforms of exactly ``length`` samples."""
+        return self.frontend.to_waveform_of_length(decoded, length)
 
     def sample(self, num_samples, num_samples_audio, seed=None):
         """Draw waveforms of ``num_samples_audio`` samples from the prior."""

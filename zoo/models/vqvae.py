@@ -389,7 +389,7 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
         frames = self.frontend.num_frames(max(int(length), self.frontend.n_fft))
         missing = max(0, frames - int(decoded.shape[1]))
         decoded = ops.pad(decoded, [[0, 0], [0, missing], [0, 0]], constant_values=-1.0)
-        return self.waveform_of_length(decoded[:, :frames], length)
+        return self.frontend.to_waveform_of_length(decoded[:, :frames], length)
 
     @inference
     def reconstruct(self, waveform, levels=None):
@@ -400,14 +400,7 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
         codes = self.quantizer(self.encode_features(features), training=False)[1]
         decoded = self.decode_features(self.lookup(codes, levels))
         decoded = decoded[:, : features.shape[1] or ops.shape(features)[1]]
-        return self.waveform_of_length(decoded, length)
-
-    def waveform_of_length(self, decoded, length):
-        """Log-mel -> waveforms of exactly ``length`` samples (inverted at least one
-        FFT window long, then cut)."""
-        n = (max(length, self.frontend.n_fft) if isinstance(length, int)
-             else ops.maximum(length, self.frontend.n_fft))
-        return self.frontend.to_waveform(decoded, length=n)[:, :length]
+        return self.frontend.to_waveform_of_length(decoded, length)
 
     # ----------------------------------------------------------------- training
     def call(self, inputs, training=False):
