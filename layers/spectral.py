@@ -169,10 +169,13 @@ class MelScale(keras.layers.Layer):
             return linear
         fb = ops.convert_to_tensor(self.filterbank)
         target = ops.matmul(ops.relu(mel), ops.transpose(fb))  # y F^T, [..., bins]
-        linear = linear + 1e-10  # a zero never moves under multiplicative updates
+        # bins with next to no energy in their frame barely move (a ratio of two
+        # near-zeros would amplify float rounding); a zero never moves at all
+        eps = 1e-6 * ops.max(target, axis=-1, keepdims=True) + 1e-30
+        linear = linear + eps
         for _ in range(int(iterations)):
-            linear = linear * target / (ops.matmul(ops.matmul(linear, fb), ops.transpose(fb))
-                                        + 1e-20)
+            linear = linear * (target + eps) / (
+                ops.matmul(ops.matmul(linear, fb), ops.transpose(fb)) + eps)
         return linear
 
     def compute_output_shape(self, input_shape):
