@@ -12,7 +12,7 @@ codes, one gated masked layer with mask 'A' and ``num_layers - 1`` with mask 'B'
 
 Reported: ``bits_per_code`` (the negative log-likelihood in bits), beside ``log2 K``
 (uniform) in :meth:`PixelCNNPrior.bits_report`. Sampling draws every code of a
-``[num, rows, columns]`` map in raster order inside one compiled loop (Gumbel-max
+``[num, rows, columns]`` map in raster order inside one ``ops.fori_loop`` (jitted on JAX; Gumbel-max
 with noise drawn up front, so a seed fixes the result on every backend), then the
 VQ-VAE decodes the codes to audio.
 """
@@ -77,7 +77,7 @@ class PixelCNNPrior(CodePrior):
 
     @inference
     def sample_codes(self, num, rows, seed=0, temperature=None):
-        """Draw code maps ``[num, rows, columns]`` in raster order, one compiled loop."""
+        """Draw code maps ``[num, rows, columns]`` in raster order, one ``ops.fori_loop``."""
         columns = self.vqvae.frontend.n_mels // self.vqvae.downsampling
         positions = rows * columns
         temperature = float(temperature or self.temperature)

@@ -10,7 +10,7 @@ Network: the codes shifted right by one (a start token first) are embedded, then
 
 Sampling keeps each causal convolution's last inputs as state
 (``CausalConv1D.stream``), so a new code costs one step through each layer instead of
-a pass over the whole sequence; all steps run in one compiled loop, with Gumbel-max
+a pass over the whole sequence; all steps run in one ``ops.fori_loop`` (jitted on JAX), with Gumbel-max
 noise drawn up front (a seed fixes the codes on every backend).
 """
 import keras
