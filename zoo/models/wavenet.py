@@ -133,12 +133,6 @@ class WaveNetPrior(CodePrior):
 
         return ops.fori_loop(0, steps, step, ops.zeros((num, steps), "int32"))
 
-    def build(self, input_shape=None):
-        super().build(input_shape)
-        for conv in self.dilated:  # streaming needs every layer built
-            if not conv.built:
-                conv.build((None, None, self.filters))
-
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers,
                 "dilation_cycle": self.dilation_cycle}
