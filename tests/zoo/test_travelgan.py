@@ -111,8 +111,11 @@ def test_convert_any_length(seconds):
         assert yb.shape == batch.shape
         np.testing.assert_allclose(yb[0], y, atol=1e-4)
         # in-graph vs chunk-batched paths: different float summation orders through
-        # Griffin-Lim (torch with one thread differs by ~1e-4)
-        np.testing.assert_allclose(numpy(model.translate(batch)), yb, atol=1e-3)
+        # Griffin-Lim, amplified by its iterations (torch with one thread differs by
+        # ~1e-4, TF graphs by up to 1.3e-3 in a few samples); the bulk agrees far closer
+        in_graph = numpy(model.translate(batch))
+        np.testing.assert_allclose(in_graph, yb, atol=5e-3)
+        assert np.mean(np.abs(in_graph - yb)) < 1e-4
 
 
 def test_convert_very_short_input():

@@ -217,7 +217,8 @@ def inference(method):
     variable values (eager JAX dispatches and compiles every op separately: a first
     ``reconstruct`` with Griffin-Lim took ~16 s on CPU); array arguments are traced,
     every other argument (lengths, counts, seeds) is static. Inside a trace (``fit``,
-    export) and on TensorFlow and torch the method runs as written. The backend
+    export) it runs as written. On TensorFlow it runs as one ``tf.function`` per static
+    arguments (the same split); on torch eagerly under ``torch.no_grad()``. The backend
     files (``zoo/engine/backend/``) hold the compilation.
     """
     import functools

@@ -1,9 +1,5 @@
 """What TensorFlow and torch share: variables are updated in place (no state pytree to
-sync), inference runs as written, and the test step evaluates objectives statefully."""
-
-
-def call_inference(model, method, args, kwargs):
-    return method(model, *args, **kwargs)
+sync) and the test step evaluates objectives statefully."""
 
 
 def sync_state(model):

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from zoo.engine.backend._compiled import CompiledCall, cached
+
 
 # ------------------------------------------------------------------ data parallel
 @contextlib.contextmanager
@@ -78,27 +80,20 @@ def call_inference(model, method, args, kwargs):
     """
     if keras.src.backend.in_stateless_scope():
         return method(model, *args, **kwargs)
-    flat = list(args) + [kwargs[k] for k in sorted(kwargs)]
-    if any(isinstance(a, jax.core.Tracer) for a in flat):
+    if any(isinstance(a, jax.core.Tracer) for a in list(args) + list(kwargs.values())):
         return method(model, *args, **kwargs)
-    is_array = [isinstance(a, (np.ndarray, jax.Array)) for a in flat]
-    static = tuple((i, a) for i, (a, arr) in enumerate(zip(flat, is_array)) if not arr)
-    key = (method.__name__, len(args), tuple(sorted(kwargs)), static)
-    cache = model.__dict__.setdefault("_inference_cache", {})
-    if key not in cache:
-        names, n_args = sorted(kwargs), len(args)
-        variables = model.variables
-        template = [None if arr else a for a, arr in zip(flat, is_array)]
+    call = CompiledCall(method, args, kwargs, lambda a: isinstance(a, (np.ndarray, jax.Array)))
+
+    def build():
+        variables, run = model.variables, call.runner()
 
         def pure(values, arrays):
-            it = iter(arrays)
-            full = [next(it) if arr else a for a, arr in zip(template, is_array)]
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return method(model, *full[:n_args], **dict(zip(names, full[n_args:])))
+                return run(model, arrays)
 
-        cache[key] = jax.jit(pure)
-    arrays = [a for a, arr in zip(flat, is_array) if arr]
-    return cache[key]([v.value for v in model.variables], arrays)
+        return jax.jit(pure)
+
+    return cached(model, call.key, build)([v.value for v in model.variables], call.arrays)
 
 
 def value_and_grad(fn):

@@ -1,13 +1,36 @@
-"""TensorFlow engine: inference runs as written (Keras traces it inside ``fit`` and
-export); the adversarial step uses one ``GradientTape`` per update and ``tf.cond``
-to skip scheduled-out objectives."""
+"""TensorFlow engine: inference runs as one ``tf.function`` per static arguments (as
+written inside ``fit`` and export, which trace it themselves); the adversarial step uses
+one ``GradientTape`` per update and ``tf.cond`` to skip scheduled-out objectives."""
 import contextlib
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from zoo.engine.backend._compiled import CompiledCall, cached
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, make_adversarial_train_function, sync_state)
+    adversarial_test_step, make_adversarial_train_function, sync_state)
+
+
+# ------------------------------------------------------------------ inference
+def call_inference(model, method, args, kwargs):
+    """Run ``method`` as a ``tf.function`` (a graph: loops such as ``ops.fori_loop``
+    become one ``tf.while_loop`` instead of Python steps dispatching every op).
+
+    Array arguments are traced (one graph per shape and dtype, as ``jax.jit``), every
+    other argument is static (part of the cache key). Inside a trace (``fit``, export)
+    it runs as written. The variables are captured by reference, so loaded or trained
+    weights are used without retracing.
+    """
+    if tf.inside_function():
+        return method(model, *args, **kwargs)
+    call = CompiledCall(method, args, kwargs, lambda a: isinstance(a, (np.ndarray, tf.Tensor)))
+
+    def build():
+        run = call.runner()
+        return tf.function(lambda *arrays: run(model, arrays), autograph=False)
+
+    return cached(model, call.key, build)(*call.arrays)
 
 
 @contextlib.contextmanager

@@ -1,12 +1,20 @@
-"""PyTorch engine: inference runs as written; the adversarial step zeroes gradients,
-calls ``backward`` per update, reads ``v.value.grad`` and applies under
-``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``if``."""
+"""PyTorch engine: inference runs eagerly without recording gradients; the adversarial
+step zeroes gradients, calls ``backward`` per update, reads ``v.value.grad`` and applies
+under ``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``if``."""
 import torch
 from keras import ops
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
-    adversarial_test_step, call_inference, distribute_input, make_adversarial_train_function,
+    adversarial_test_step, distribute_input, make_adversarial_train_function,
     process_layout, replica_loss, sync_state)
+
+
+def call_inference(model, method, args, kwargs):
+    """Run ``method`` eagerly under ``torch.no_grad()``: no autograd graph is recorded
+    (inference methods are not differentiated; the frozen models they run inside a
+    training step are constants)."""
+    with torch.no_grad():
+        return method(model, *args, **kwargs)
 
 
 def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
