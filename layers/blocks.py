@@ -173,6 +173,9 @@ class GatedMaskedConv2D(keras.layers.Layer):
 
     Call args:
         inputs: a tensor `[B, H, W, C]` (used for both stacks) or `[v, h]`.
+        condition: optional `[B, 2 * filters]` added to both stacks' pre-gate features at
+            every position (the conditional PixelCNN's `V^T h` term, e.g. an embedded
+            class label); it does not change what a position sees of the input.
 
     Returns:
         `[v, h]`, two tensors `[B, H, W, filters]`; `h` is the causal output.
@@ -211,13 +214,16 @@ class GatedMaskedConv2D(keras.layers.Layer):
         self.v_to_h.build(shape[:-1] + (2 * self.filters,))
         self.h_out.build(shape[:-1] + (self.filters,))
 
-    def call(self, inputs):
+    def call(self, inputs, condition=None):
         v, h = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
         r = self.kernel_size // 2
         v_feat = self.v_conv(ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
         h_src = _shift(h, 2) if self.mask_type == "A" else h
         h_feat = self.h_conv(ops.pad(h_src, [[0, 0], [0, 0], [r, 0], [0, 0]]))
         h_feat = h_feat + self.v_to_h(_shift(v_feat, 1))
+        if condition is not None:
+            bias = ops.cast(condition, v_feat.dtype)[:, None, None, :]
+            v_feat, h_feat = v_feat + bias, h_feat + bias
         h_new = self.h_out(_gate(h_feat))
         if self.mask_type == "B":
             h_new = h_new + h

@@ -162,6 +162,12 @@ def _cmd_sample(args):
         if not args.temperature > 0:
             raise ZooError(f"--temperature must be positive, got {args.temperature}")
         options["temperature"] = args.temperature
+    if args.domain is not None:
+        if not model.supports(Capability.DOMAIN_LABELS):
+            raise ZooError(f"--domain: {type(model).__name__} is not conditioned on domains "
+                           "(train pixelcnn with model_config.domains)")
+        model.index(args.domain)  # a one-line error naming the known domains
+        options["domain"] = args.domain
     waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed, **options))
     out = Path(args.output)
     for i, wave in enumerate(waves):
@@ -485,6 +491,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, help="autoregressive priors: divide the "
                    "logits by it (< 1: safer, > 1: more varied)")
+    p.add_argument("--domain", help="a domain-conditioned prior: the domain to sample "
+                   "(default: its first)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("interpolate", help="decode points between the latents of two files")

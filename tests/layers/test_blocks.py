@@ -101,6 +101,24 @@ def test_gated_masked_conv_is_causal_without_blind_spot():
     assert all(dep[q, out] for q in (2 * 5 + 3, 1 * 5 + 4, 3 * 5 + 1, 3 * 5 + 0))
 
 
+def test_gated_masked_conv_condition_is_a_pre_gate_bias_and_keeps_causality():
+    """Zero kernels: both outputs are the closed-form gate of the condition alone (plus
+    the residual for mask 'B'); random kernels with a condition: still causal."""
+    x = RNG.normal(size=(2, 5, 5, 4)).astype("float32")
+    c = RNG.normal(size=(2, 8)).astype("float32")
+    gate = np.tanh(c[:, :4]) / (1 + np.exp(-c[:, 4:]))  # tanh(a) * sigmoid(b), [2, 4]
+    zero = GatedMaskedConv2D(4, 3, "B", kernel_initializer="zeros")
+    v, h = (_np(t) for t in zero([x, x], condition=c))
+    np.testing.assert_allclose(v, np.broadcast_to(gate[:, None, None], v.shape), atol=1e-6)
+    np.testing.assert_allclose(h, x, atol=1e-6)  # h_out has zero kernels: residual only
+    first = GatedMaskedConv2D(4, 3, "A", kernel_initializer=_init)
+    second = GatedMaskedConv2D(4, 3, "B", kernel_initializer=_init)
+    dep = _dependence(lambda t: second(first(t, condition=c[:1]), condition=c[:1])[1], (5, 5, 4))
+    p, o = np.meshgrid(np.arange(25), np.arange(25), indexing="ij")
+    assert not dep[p >= o].any()
+    assert not np.allclose(_np(first(x[:1], condition=c[:1])[1]), _np(first(x[:1])[1]))
+
+
 @pytest.mark.parametrize("kernel_size, strides, dilation", [(3, 1, 3), (4, 2, 1), (1, 2, 1)])
 def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
     layer = CausalConv1D(3, kernel_size, strides=strides, dilation_rate=dilation,

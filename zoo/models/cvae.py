@@ -22,6 +22,7 @@ import numpy as np
 from keras import ops
 
 from zoo.engine import Capability, inference
+from zoo.engine.domains import DomainLabels, domain_names
 from zoo.errors import ZooError
 from zoo.models.translation import TranslationModel
 from zoo.models.vae import SpectrogramVAE
@@ -30,7 +31,7 @@ CONVERSIONS = ("swap", "arithmetic")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class ConditionalVAE(SpectrogramVAE):
+class ConditionalVAE(DomainLabels, SpectrogramVAE):
     """Spectrogram VAE conditioned on a domain label (module docstring).
 
     Args:
@@ -46,9 +47,7 @@ class ConditionalVAE(SpectrogramVAE):
 
     def __init__(self, domains=("A", "B"), source_domain="", target_domain="",
                  conversion="swap", mean_clips=64, f0_transform=True, **kwargs):
-        names = [str(d) for d in domains]
-        if len(names) < 2 or len(set(names)) != len(names):
-            raise ValueError(f"domains must name two or more distinct domains, got {domains!r}")
+        names = domain_names(domains)
         if conversion not in CONVERSIONS:
             raise ValueError(f"conversion must be one of {CONVERSIONS}, got {conversion!r}")
         source, target = str(source_domain) or names[0], str(target_domain) or names[1]
@@ -68,19 +67,6 @@ class ConditionalVAE(SpectrogramVAE):
                                          trainable=False, name="domain_f0")
 
     # ------------------------------------------------------------ conditioning
-    def index(self, domain):
-        """A domain's label index (name or index)."""
-        if isinstance(domain, (int, np.integer)) and 0 <= int(domain) < len(self.domains):
-            return int(domain)
-        if str(domain) not in self.domains:
-            raise ZooError(f"unknown domain {domain!r}; this model knows {', '.join(self.domains)}")
-        return self.domains.index(str(domain))
-
-    def split_inputs(self, inputs):
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
-            return inputs[0], inputs[1]
-        return inputs, None
-
     def conditioned(self, sequence, condition):
         """Append the one-hot label (default: the source domain) to every frame."""
         batch, frames = ops.shape(sequence)[0], ops.shape(sequence)[1]
@@ -90,13 +76,6 @@ class ConditionalVAE(SpectrogramVAE):
                              len(self.domains), dtype=sequence.dtype)
         onehot = ops.broadcast_to(onehot[:, None, :], (batch, frames, len(self.domains)))
         return ops.concatenate([sequence, onehot], axis=-1)
-
-    def check_domains(self, data_domains):
-        """The data's domain folders must be this model's ``domains``, in order."""
-        if list(data_domains) != list(self.domains):
-            raise ZooError(f"the data's domains {list(data_domains)} are not the model's "
-                           f"{list(self.domains)}; set model_config.domains to the domain folders "
-                           "(sorted)")
 
     # ------------------------------------------------------------ conversion
     @inference

@@ -8,7 +8,10 @@ waveforms like every other zoo model, encodes them to codes inside, and learns
 columns mel regions, so sampling runs forward in time. Network: an embedding of the
 codes, one gated masked layer with mask 'A' and ``num_layers - 1`` with mask 'B'
 (``layers.GatedMaskedConv2D``: vertical and horizontal stacks, no blind spot), then two
-1x1 convolutions to ``K`` logits.
+1x1 convolutions to ``K`` logits. With ``domains`` the prior is conditioned on a domain
+label (the conditional gated PixelCNN: a learned per-layer embedding of the label is
+added to both stacks' pre-gate features), trained on the data's domain folders and
+sampled one domain at a time (``zoo sample --domain``).
 
 Reported: ``bits_per_code`` (the negative log-likelihood in bits), beside ``log2 K``
 (uniform) in :meth:`PixelCNNPrior.bits_report`. Sampling draws every code of a
@@ -22,6 +25,7 @@ from keras import ops
 
 from layers import GatedMaskedConv2D
 from zoo.engine import check_positive, inference
+from zoo.engine.domains import domain_names
 from zoo.models.prior import CodePrior, gumbel_noise
 from zoo.models.vqvae import SpectrogramVQVAE
 
@@ -36,6 +40,8 @@ class PixelCNNPrior(CodePrior):
         num_layers: gated masked layers (the first has mask 'A').
         kernel_size: odd width of the masked convolutions.
         temperature: default sampling temperature (logits divided by it).
+        domains: domain names to condition on (the data's domain folders, sorted);
+            empty for an unconditional prior.
 
     Example:
     >>> prior = PixelCNNPrior(vqvae="runs/vq")          # doctest: +SKIP
@@ -45,8 +51,9 @@ class PixelCNNPrior(CodePrior):
     vqvae_class = SpectrogramVQVAE
 
     def __init__(self, vqvae=None, filters=64, num_layers=8, kernel_size=3, temperature=1.0,
-                 **kwargs):
+                 domains=(), **kwargs):
         super().__init__(vqvae=vqvae, temperature=temperature, **kwargs)
+        self.domains = domain_names(domains) if len(domains) else ()
         check_positive(filters=filters, num_layers=num_layers)
         if int(kernel_size) % 2 == 0 or int(kernel_size) < 1:
             raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size}")
@@ -57,15 +64,21 @@ class PixelCNNPrior(CodePrior):
                                          name=f"gated_{i}") for i in range(self.num_layers)]
         self.head = keras.Sequential([kl.ReLU(), kl.Conv2D(self.filters, 1), kl.ReLU(),
                                       kl.Conv2D(self.num_codes, 1)], name="head")
+        self.label_embeddings = [kl.Embedding(len(self.domains), 2 * self.filters,
+                                              name=f"label_{i}")
+                                 for i in range(self.num_layers)] if self.domains else []
 
     # ---------------------------------------------------------------- the prior
-    def logits(self, codes):
-        """Codes ``[B, rows, columns]`` -> logits ``[B, rows, columns, K]``; position
-        ``(i, j)`` sees only the codes before it in raster order."""
+    def logits(self, codes, labels=None):
+        """Codes ``[B, rows, columns]`` (and int32 domain ``labels`` ``[B]`` of a
+        conditioned prior) -> logits ``[B, rows, columns, K]``; position ``(i, j)`` sees
+        only the codes before it in raster order."""
         h = self.embedding(ops.convert_to_tensor(codes, "int32"))
-        v, h = self.stacks[0](h)
-        for stack in self.stacks[1:]:
-            v, h = stack([v, h])
+        conditions = ([emb(labels) for emb in self.label_embeddings] if self.domains
+                      else [None] * self.num_layers)
+        v, h = self.stacks[0](h, condition=conditions[0])
+        for stack, condition in zip(self.stacks[1:], conditions[1:]):
+            v, h = stack([v, h], condition=condition)
         return self.head(h)
 
     def code_shape(self, num_samples_audio):
@@ -76,15 +89,18 @@ class PixelCNNPrior(CodePrior):
         return rows, vq.frontend.n_mels // vq.downsampling
 
     @inference
-    def sample_codes(self, num, rows, seed=0, temperature=None):
-        """Draw code maps ``[num, rows, columns]`` in raster order, one ``ops.fori_loop``."""
+    def sample_codes(self, num, rows, seed=0, temperature=None, label=None):
+        """Draw code maps ``[num, rows, columns]`` in raster order, one ``ops.fori_loop``
+        (``label``: the domain index of a conditioned prior)."""
         columns = self.vqvae.frontend.n_mels // self.vqvae.downsampling
         positions = rows * columns
         temperature = float(temperature or self.temperature)
         gumbel = gumbel_noise((num, positions, self.num_codes), seed)
+        labels = self.label_array(None if label is None else ops.full((num,), label, "int32"),
+                                  num)
 
         def draw(p, flat):
-            logits = ops.reshape(self.logits(ops.reshape(flat, (num, rows, columns))),
+            logits = ops.reshape(self.logits(ops.reshape(flat, (num, rows, columns)), labels),
                                  (num, positions, self.num_codes))
             scores = ops.take(logits, p, axis=1) / temperature + ops.take(gumbel, p, axis=1)
             new = ops.cast(ops.argmax(scores, axis=-1), "int32")
@@ -96,4 +112,4 @@ class PixelCNNPrior(CodePrior):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers,
-                "kernel_size": self.kernel_size}
+                "kernel_size": self.kernel_size, "domains": list(self.domains)}

@@ -12,7 +12,9 @@ import math
 import keras
 from keras import ops
 
-from zoo.engine import Capability, ZooModel, check_positive, inference, replica_loss
+from zoo.engine import (Capability, ServingInput, ZooModel, check_positive, inference,
+                        replica_loss)
+from zoo.engine.domains import DomainLabels
 from zoo.files import run_model_file
 
 
@@ -61,16 +63,18 @@ def gumbel_noise(shape, seed):
     return -ops.log(-ops.log(uniform))
 
 
-class CodePrior(ZooModel):
+class CodePrior(DomainLabels, ZooModel):
     """Base of the autoregressive priors: a frozen ``vqvae`` and what every prior does
-    with it (see the module docstring).
+    with it (see the module docstring). A prior with ``domains`` (PixelCNN) is
+    conditioned on a domain label: it trains on ``(crops, labels)`` and samples one
+    domain at a time (``sample(..., domain=...)``, default the first).
 
     Args:
         vqvae: the VQ-VAE (see :func:`load_frozen`).
         temperature: default sampling temperature (logits divided by it).
     """
 
-    capabilities = {Capability.SAMPLE, Capability.EXAMPLES}
+    capabilities = {Capability.SAMPLE, Capability.EXAMPLES, Capability.DOMAIN_LABELS}
     prerequisites = {"vqvae": "vqvae"}  # subclasses: the recipe of their VQ-VAE layout
     vqvae_class = None
 
@@ -82,6 +86,22 @@ class CodePrior(ZooModel):
         self.num_codes = self.vqvae.num_codes
         self.bits_tracker = keras.metrics.Mean(name="bits_per_code")
 
+    def active_capabilities(self):
+        """Domain labels only for a prior conditioned on ``domains``."""
+        caps = type(self).capabilities
+        return caps if self.domains else caps - {Capability.DOMAIN_LABELS}
+
+    def label_array(self, labels, batch):
+        """Validated int32 labels ``[batch]``; None for an unconditional prior."""
+        if not self.domains:
+            if labels is not None:
+                raise ValueError(f"labels: {type(self).__name__} is not conditioned on domains")
+            return None
+        if labels is None:
+            raise ValueError(f"labels: this prior is conditioned on domains {list(self.domains)}; "
+                             "pass their int32 indices")
+        return ops.broadcast_to(ops.reshape(ops.cast(labels, "int32"), (-1,)), (batch,))
+
     def codes_of(self, waveform):
         """Waveforms ``[B, samples]`` -> the frozen VQ-VAE's integer codes."""
         return ops.stop_gradient(self.vqvae.encode(ops.convert_to_tensor(waveform, "float32")))
@@ -91,17 +111,24 @@ class CodePrior(ZooModel):
         return ops.mean(nats, axis=axis) / math.log(2.0)
 
     @inference
-    def log_likelihood(self, waveform):
-        """Bits per code of each waveform's codes ``[B]`` (the exported ``forward``)."""
+    def log_likelihood(self, waveform, labels=None):
+        """Bits per code of each waveform's codes ``[B]`` (the exported ``forward``);
+        ``labels``: domain indices ``[B]`` of a conditioned prior."""
         codes = self.codes_of(waveform)
         axes = tuple(range(1, len(codes.shape)))
-        return self._bits(codes, self.logits(codes), axis=axes)
+        labels = self.label_array(labels, ops.shape(codes)[0])
+        return self._bits(codes, self.logits(codes, labels), axis=axes)
 
-    def sample(self, num_samples, num_samples_audio, seed=None, temperature=None):
-        """Waveforms ``[num_samples, num_samples_audio]`` decoded from sampled codes."""
+    def sample(self, num_samples, num_samples_audio, seed=None, temperature=None, domain=None):
+        """Waveforms ``[num_samples, num_samples_audio]`` decoded from sampled codes;
+        ``domain`` (name or index) of a conditioned prior, default its first."""
         rows = self.code_shape(num_samples_audio)[0]
+        if domain is not None or self.domains:
+            options = {"label": self.index(0 if domain is None else domain)}
+        else:
+            options = {}
         codes = self.sample_codes(int(num_samples), rows, seed=0 if seed is None else int(seed),
-                                  temperature=float(temperature or self.temperature))
+                                  temperature=float(temperature or self.temperature), **options)
         return self.vqvae.decode(codes, length=int(num_samples_audio))
 
     def bits_report(self, bits_per_code):
@@ -119,13 +146,18 @@ class CodePrior(ZooModel):
                 "prior_sample": self.sample(int(clips.shape[0]), int(clips.shape[1]), seed=0)}
 
     def serving_endpoints(self):
-        """``forward``: bits per code of each waveform under the prior."""
+        """``forward``: bits per code of each waveform (and label) under the prior."""
+        if self.domains:
+            return {"forward": (self.log_likelihood,
+                                [(None, None), ServingInput((None,), "int32")])}
         return {"forward": (self.log_likelihood, [(None, None)])}
 
     # ----------------------------------------------------------------- training
     def call(self, inputs, training=False):
-        codes = self.codes_of(inputs)
-        return {"codes": codes, "logits": self.logits(codes)}
+        waveform, labels = self.split_inputs(inputs)
+        codes = self.codes_of(waveform)
+        labels = self.label_array(labels, ops.shape(codes)[0])
+        return {"codes": codes, "logits": self.logits(codes, labels)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y_pred is None:
@@ -141,7 +173,8 @@ class CodePrior(ZooModel):
     def build(self, input_shape=None):
         self.vqvae.build()
         freeze(self.vqvae)  # again: variables created by build start trainable
-        self.call(ops.zeros((1, 4096)))
+        zeros = ops.zeros((1, 4096))
+        self.call((zeros, ops.zeros((1,), "int32")) if self.domains else zeros)
         self.built = True
 
     def get_config(self):

@@ -82,8 +82,9 @@ class WaveNetPrior(CodePrior):
             skips = skips + self.skip[i](g)
         return self.head(skips)
 
-    def logits(self, codes):
-        """Codes ``[B, T]`` -> logits ``[B, T, K]``; step ``t`` sees codes ``< t`` only."""
+    def logits(self, codes, labels=None):
+        """Codes ``[B, T]`` -> logits ``[B, T, K]``; step ``t`` sees codes ``< t`` only
+        (``labels``: None, the WaveNet prior is not conditioned on domains)."""
         codes = ops.convert_to_tensor(codes, "int32")
         start = ops.full((ops.shape(codes)[0], 1), self.num_codes, "int32")
         h = self.embedding(ops.concatenate([start, codes[:, :-1]], axis=1))
