@@ -276,6 +276,41 @@ def test_generation_prefers_real_like_samples(tmp_path):
     assert fd_real["value"] < fd_noise["value"] and fd_real["reference"] is not None
 
 
+def test_likelihood_beside_the_unigram_prior_of_the_training_codes(tmp_path):
+    """A stand-in prior whose codes are each sample's sign (2 codes) and which claims
+    0.25 bits per code: the row is 0.25 beside the unigram prior's bits, recomputed here
+    from the training files' clips; a conditioned prior gets each file's domain label."""
+    root = _folder(tmp_path / "data", files=4)
+    ds = load_dataset(str(root), SR, 2048, cache_dir=tmp_path / "cache", progress=False)
+
+    class Prior(Declared):
+        sample_rate, num_codes = SR, 2
+        capabilities = (Capability.LIKELIHOOD, Capability.DOMAIN_LABELS)
+        seen = []
+
+        def index(self, domain):
+            return ["bright", "dark"].index(domain)
+
+        def codes_of(self, x):
+            return (np.asarray(x) > 0).astype("int32")
+
+        def log_likelihood(self, x, labels):
+            self.seen.append(int(labels[0]))
+            return np.full(len(x), 0.25)
+
+    kw = dict(out=tmp_path / "eval", cache_dir=tmp_path / "cache", write=False)
+    result = evaluate(Prior(), str(root), split="all", **kw)
+    row = _metric(result, "likelihood", "bits_per_code")
+    assert result["tasks"] == ["likelihood"] and row["value"] == 0.25
+    train = np.concatenate([C.clips_of(ds.waveform(r), SR, per_file=2)
+                            for r in ds.files("train")]) > 0
+    p1 = (train.sum() + 1) / (train.size + 2)  # add-one smoothed share of code 1
+    clips = [c > 0 for r in ds.files("all") for c in C.clips_of(ds.waveform(r), SR, per_file=2)]
+    expected = np.mean([-np.mean(np.where(c, np.log2(p1), np.log2(1 - p1))) for c in clips])
+    assert row["reference"] == pytest.approx(expected, rel=1e-9) and 0.9 < expected <= 1.0
+    assert sorted(set(Prior.seen)) == [0, 1] and "uniform prior: 1.00" in row["label"]
+
+
 def test_silent_and_unreadable_files_are_skipped_and_listed(tmp_path):
     root = _folder(tmp_path / "data")
     write_audio(root / "dark" / "quiet.wav", np.zeros(SR), SR)

@@ -89,6 +89,13 @@ def test_every_capability_takes_any_length(model, length):
         y = numpy(model.sample(2, length, seed=1))
         assert y.shape[0] == 2 and y.shape[1] >= length and np.all(np.isfinite(y))
         checked += 1
+    if model.supports(Capability.LIKELIHOOD):
+        labels = [np.zeros(2, "int32")] if model.supports(Capability.DOMAIN_LABELS) else []
+        bits = numpy(model.log_likelihood(np.stack([x, 0.5 * x]), *labels))
+        codes = numpy(model.codes_of(x[None]))
+        assert bits.shape == (2,) and np.all((bits > 0) & np.isfinite(bits))
+        assert codes.dtype.kind == "i" and codes.min() >= 0 and codes.max() < model.num_codes
+        checked += 1
     if model.supports(Capability.INTERPOLATE):
         y = numpy(model.interpolate(x, 0.5 * x, 3))
         assert y.shape[0] == 3 and np.all(np.isfinite(y))

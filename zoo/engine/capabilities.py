@@ -21,6 +21,9 @@ class Capability(str, enum.Enum):
     SAMPLE = "sample"
     #: ``encode(waveform) -> latents`` and ``decode(latents, ...) -> waveform``.
     ENCODE = "encode"
+    #: a discrete prior's density: ``codes_of(waveform) -> int codes``,
+    #: ``log_likelihood(waveform[, labels]) -> bits per code [B]`` and ``num_codes``.
+    LIKELIHOOD = "likelihood"
     #: ``interpolate(a, b, steps) -> [steps, samples]``: decode between two latents.
     INTERPOLATE = "interpolate"
     #: block-by-block ``stream(block, state)`` equal to ``streaming_reference`` (the
@@ -68,6 +71,7 @@ REQUIRED_METHODS = {
     Capability.CONVERT: ("convert",),
     Capability.SAMPLE: ("sample",),
     Capability.ENCODE: ("encode", "decode"),
+    Capability.LIKELIHOOD: ("codes_of", "log_likelihood"),
     Capability.INTERPOLATE: ("interpolate",),
     Capability.STREAM: ("initial_state", "stream", "streaming_reference"),
     Capability.STAGES: ("stage_boundaries", "prepare_stage", "stage_description"),

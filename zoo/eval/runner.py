@@ -19,6 +19,11 @@ model-specific code; every model exposes ``sample_rate``):
   has two or more domains, else on log-mel statistics), beside that of
   held-out real clips to training clips. Models with ``variational = False``
   (plain autoencoders) are not sampled.
+* ``log_likelihood(waveform)`` (a discrete prior) -> **likelihood**: bits per code of
+  the clips' codes under the prior, beside the unigram prior's (code frequencies of the
+  training clips, add-one smoothed) on the same codes and ``log2 K`` (uniform); a
+  prior that learned nothing scores the unigram. Conditioned priors get each file's
+  domain label.
 
 Models are called on ``[1, samples]`` float32 batches at ``model.sample_rate``;
 outputs are converted to numpy and squeezed to ``[samples]``.
@@ -88,6 +93,7 @@ METRIC_INFO = {
     "mel_cepstral_distortion": ("MCD (frame-aligned)", "dB", "lower"),
     "domain_accuracy": ("domain classifier accuracy", "fraction", "higher"),
     "frechet_distance": ("Frechet distance to real clips", "", "lower"),
+    "bits_per_code": ("bits per code", "bits", "lower"),
 }
 
 
@@ -120,12 +126,12 @@ def load_model(model_or_path, weights=None):
 
 
 def model_tasks(model):
-    """What :func:`evaluate` measures on ``model``: a sub-list of
-    ``["conversion", "reconstruction", "generation"]`` (see the module docstring)."""
+    """What :func:`evaluate` measures on ``model``: a sub-list of ``["conversion",
+    "reconstruction", "generation", "likelihood"]`` (see the module docstring)."""
     from zoo.engine import Capability
 
     wanted = (("conversion", Capability.CONVERT), ("reconstruction", Capability.RECONSTRUCT),
-              ("generation", Capability.SAMPLE))
+              ("generation", Capability.SAMPLE), ("likelihood", Capability.LIKELIHOOD))
     return [task for task, capability in wanted if model.supports(capability)]
 
 
@@ -499,8 +505,39 @@ def _generation(model, ds, ctx):
     return [row], [], examples
 
 
+def _likelihood(model, ds, ctx):
+    from zoo.engine import Capability
+
+    sr, labelled = ds.sample_rate, model.supports(Capability.DOMAIN_LABELS)
+
+    def clips(files):
+        for rel in files[:MAX_REFERENCE_FILES]:
+            label = [np.full(1, model.index(_domain_of(ds, rel)), "int32")] if labelled else []
+            for clip in clips_of(ds.waveform(rel), sr, per_file=2):
+                yield rel, clip[None].astype(np.float32), label
+
+    train = ds.files("train") or ds.files("all")
+    counts = np.ones(model.num_codes)
+    for _, clip, _ in clips(train):
+        counts += np.bincount(np.asarray(_to_numpy(model.codes_of(clip))).reshape(-1),
+                              minlength=model.num_codes)
+    log_p = np.log2(counts / counts.sum())
+    col, unigram = _Collector("likelihood"), []
+    for rel, clip, label in clips(_interleaved(ds, ctx["split"], ctx["notes"])):
+        codes = np.asarray(_to_numpy(model.codes_of(clip))).reshape(-1)
+        row = {"file": rel}
+        col.add(row, "bits_per_code",
+                float(np.asarray(_to_numpy(model.log_likelihood(clip, *label))).reshape(-1)[0]))
+        unigram.append(float(-np.mean(log_p[codes])))
+        col.rows.append(row)
+    row = col.summary("bits_per_code", reference=_mean(unigram),
+                      reference_label="unigram prior of the training codes",
+                      label=f"bits per code (uniform prior: {math.log2(model.num_codes):.2f})")
+    return [row], col.rows, []
+
+
 _TASKS = {"conversion": _conversion, "reconstruction": _reconstruction,
-          "generation": _generation}
+          "generation": _generation, "likelihood": _likelihood}
 
 
 # ------------------------------------------------------------------ entry point

@@ -74,7 +74,8 @@ class CodePrior(DomainLabels, ZooModel):
         temperature: default sampling temperature (logits divided by it).
     """
 
-    capabilities = {Capability.SAMPLE, Capability.EXAMPLES, Capability.DOMAIN_LABELS}
+    capabilities = {Capability.SAMPLE, Capability.EXAMPLES, Capability.DOMAIN_LABELS,
+                    Capability.LIKELIHOOD}
     prerequisites = {"vqvae": "vqvae"}  # subclasses: the recipe of their VQ-VAE layout
     vqvae_class = None
 
