@@ -15,9 +15,9 @@ sampled one domain at a time (``zoo sample --domain``).
 
 Reported: ``bits_per_code`` (the negative log-likelihood in bits), beside ``log2 K``
 (uniform) in :meth:`PixelCNNPrior.bits_report`. Sampling draws every code of a
-``[num, rows, columns]`` map in raster order inside one ``ops.fori_loop`` (jitted on JAX; Gumbel-max
-with noise drawn up front, so a seed fixes the result on every backend), then the
-VQ-VAE decodes the codes to audio.
+``[num, rows, columns]`` map in raster order inside one ``ops.fori_loop`` (compiled on
+JAX and TF; Gumbel-max with noise drawn up front, so a seed fixes the result on every
+backend), then the VQ-VAE decodes the codes to audio.
 """
 import keras
 from keras import layers as kl

@@ -10,8 +10,8 @@ Network: the codes shifted right by one (a start token first) are embedded, then
 
 Sampling keeps each causal convolution's last inputs as state
 (``CausalConv1D.stream``), so a new code costs one step through each layer instead of
-a pass over the whole sequence; all steps run in one ``ops.fori_loop`` (jitted on JAX), with Gumbel-max
-noise drawn up front (a seed fixes the codes on every backend).
+a pass over the whole sequence; all steps run in one ``ops.fori_loop`` (compiled on JAX
+and TF), with Gumbel-max noise drawn up front (a seed fixes the codes on every backend).
 """
 import keras
 from keras import layers as kl
