@@ -495,6 +495,7 @@ class RAVE(AdversarialModel):
         return {"encoder": [a] + self.encoder.initial_state(batch_size),
                 "decoder": self.decoder.initial_state(batch_size) + [s]}
 
+    @inference
     def stream_encode(self, block, state):
         """``block [B, n * compression]`` -> ``(posterior means [B, n, latent_dim], state)``."""
         self._require_causal()
@@ -506,6 +507,7 @@ class RAVE(AdversarialModel):
         (mean, _), enc = self.encoder.stream(bands, state[1:])
         return mean, [a] + enc
 
+    @inference
     def stream_decode(self, z, state, noise=False):
         """``z [B, n, latent_dim]`` -> ``(waveform block [B, n * compression], state)``."""
         self._require_causal()
@@ -522,6 +524,7 @@ class RAVE(AdversarialModel):
         """The offline computation :meth:`stream` reproduces block by block (no noise)."""
         return self.decode(self.encode(waveform), noise=False)
 
+    @inference
     def stream(self, block, state, noise=False):
         """Encode and decode one block: ``(output block, state)``; the output lags
         the input by :attr:`latency_samples`."""

@@ -1,6 +1,13 @@
 """What the compiling backends (JAX, TensorFlow) share for ``@inference`` methods: array
 arguments are traced, every other argument (lengths, counts, seeds, flags) is static
-and part of the cache key of the compiled function."""
+and part of the cache key of the compiled function. Arguments may be nested lists,
+tuples and dicts (streaming states): their array leaves are traced too."""
+import keras
+
+
+def leaves(args, kwargs):
+    """Every leaf of the positional and keyword arguments."""
+    return keras.tree.flatten((list(args), dict(kwargs)))
 
 
 class CompiledCall:
@@ -9,29 +16,30 @@ class CompiledCall:
     Args:
         method: the undecorated method.
         args, kwargs: the call's arguments.
-        is_array: predicate telling traced arguments from static ones.
+        is_array: predicate telling traced leaves from static ones.
     """
 
     def __init__(self, method, args, kwargs, is_array):
-        self.method, self.n_args, self.names = method, len(args), sorted(kwargs)
-        flat = list(args) + [kwargs[k] for k in self.names]
+        nest = (list(args), dict(kwargs))
+        flat = keras.tree.flatten(nest)
+        self.method = method
+        self.skeleton = keras.tree.map_structure(lambda _: 0, nest)
         self.mask = [bool(is_array(a)) for a in flat]
         self.arrays = [a for a, arr in zip(flat, self.mask) if arr]
         self.template = [None if arr else a for a, arr in zip(flat, self.mask)]
         static = tuple((i, a) for i, a in enumerate(self.template) if not self.mask[i])
-        self.key = (method.__name__, self.n_args, tuple(self.names), static,
-                    tuple(self.mask))
+        self.key = (method.__name__, repr(self.skeleton), static, tuple(self.mask))
 
     def runner(self):
         """``run(model, arrays)``: the method with ``arrays`` in place of the traced
-        arguments (holds the static arguments, not this call's arrays)."""
-        method, n_args, names = self.method, self.n_args, self.names
-        template, mask = self.template, self.mask
+        leaves (holds the static arguments, not this call's arrays)."""
+        method, skeleton, template, mask = self.method, self.skeleton, self.template, self.mask
 
         def run(model, arrays):
             it = iter(arrays)
             full = [next(it) if arr else a for a, arr in zip(template, mask)]
-            return method(model, *full[:n_args], **dict(zip(names, full[n_args:])))
+            args, kwargs = keras.tree.pack_sequence_as(skeleton, full)
+            return method(model, *args, **kwargs)
 
         return run
 
