@@ -5,11 +5,6 @@ tuples and dicts (streaming states): their array leaves are traced too."""
 import keras
 
 
-def leaves(args, kwargs):
-    """Every leaf of the positional and keyword arguments."""
-    return keras.tree.flatten((list(args), dict(kwargs)))
-
-
 class CompiledCall:
     """One call's arguments split into traced arrays and a static cache key.
 

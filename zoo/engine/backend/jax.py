@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from zoo.engine.backend._compiled import CompiledCall, cached, leaves
+from zoo.engine.backend._compiled import CompiledCall, cached
 
 
 # ------------------------------------------------------------------ data parallel
@@ -80,9 +80,9 @@ def call_inference(model, method, args, kwargs):
     """
     if keras.src.backend.in_stateless_scope():
         return method(model, *args, **kwargs)
-    if any(isinstance(a, jax.core.Tracer) for a in leaves(args, kwargs)):
-        return method(model, *args, **kwargs)
     call = CompiledCall(method, args, kwargs, lambda a: isinstance(a, (np.ndarray, jax.Array)))
+    if any(isinstance(a, jax.core.Tracer) for a in call.arrays):  # inside a trace
+        return method(model, *args, **kwargs)
 
     def build():
         variables, run = model.variables, call.runner()
