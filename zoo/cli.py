@@ -361,6 +361,64 @@ def _cmd_stylize(args):
           f"({first / max(last, 1e-30):.1f}x lower)")
 
 
+def _cmd_sfvae_fit(args):
+    import json
+
+    from zoo import registry
+    from zoo.engine import Capability
+    from zoo.files import atomic_save_model, atomic_write_text, run_model_file
+    from zoo.models.sfvae import subspace_table
+
+    try:
+        path = run_model_file(Path(args.run))
+    except FileNotFoundError as err:
+        raise ZooError(str(err)) from None
+    model = registry.load_saved(path)
+    model.require(Capability.EDIT, "learn factor subspaces")
+    report = model.fit_subspaces(args.labelled, factors=args.factors,
+                                 variance_retained=args.variance, progress=True)
+    print(subspace_table(report))
+    out = Path(args.out) if args.out else path  # the file it was loaded from
+    atomic_save_model(model, out)
+    atomic_write_text(out.with_name("subspaces.json"), json.dumps(report, indent=1))
+    print(f"wrote {out} and {out.with_name('subspaces.json')}")
+
+
+def _factor_target(text):
+    """A ``zoo edit`` factor value: a number, a shift (+3st, -10%) or a file of per-frame
+    values (.npy, or text with one value per line)."""
+    import numpy as np
+
+    path = Path(text)
+    if path.suffix in (".npy", ".txt", ".csv") and path.is_file():
+        try:
+            return np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",")
+        except (OSError, ValueError) as err:
+            raise ZooError(f"{path}: cannot read a per-frame trajectory ({err})") from None
+    return text
+
+
+def _cmd_edit(args):
+    import numpy as np
+
+    from zoo.audio.plots import save_spectrograms
+    from zoo.data import write_audio
+    from zoo.engine import Capability
+    from zoo.registry import load_for_use
+
+    model, _ = load_for_use(args.run)  # a bare "sfvae" edits with the shipped weights
+    model.require(Capability.EDIT, "edit pitch or formants")
+    wave = _load_wave(args.input, model)
+    targets = {name: _factor_target(value) for name, value in
+               (("f0", args.f0), ("F1", args.f1), ("F2", args.f2), ("F3", args.f3))
+               if value is not None}
+    out = model.edit(wave, whisper=args.whisper, phase=args.phase, **targets)
+    write_audio(args.output, np.clip(out, -1.0, 1.0), model.sample_rate)
+    png = Path(args.output).with_suffix(".png")
+    save_spectrograms(png, {"input": wave, "edited": out}, model.sample_rate)
+    print(f"wrote {args.output} ({len(out) / model.sample_rate:.2f} s) and {png}")
+
+
 def _cmd_eval(args):
     from zoo.eval.runner import evaluate, format_table
 
@@ -549,6 +607,31 @@ def build_parser():
     p.add_argument("--seconds", type=float, help="texture synthesis: output duration")
     p.add_argument("--png", help="spectrogram PNG path (default: output with .png)")
     p.set_defaults(func=_cmd_stylize)
+
+    p = sub.add_parser("sfvae-fit", help="learn the pitch / formant subspaces of a trained "
+                       "sfvae from labelled audio (PCA + piecewise-linear regression)")
+    p.add_argument("run", help="sfvae run folder or .keras file")
+    p.add_argument("--labelled", default="builtin:vowels", help="builtin:vowels, or a folder "
+                   "of audio with labels.csv (file, f0, F1, F2, F3[, sweep])")
+    p.add_argument("--factors", nargs="+", help="factors to fit (default: all)")
+    p.add_argument("--variance", type=float, help="share of each factor's variance its "
+                   "subspace keeps (recipe: 0.8)")
+    p.add_argument("--out", help="where to save (default: the run's model.keras)")
+    p.set_defaults(func=_cmd_sfvae_fit)
+
+    p = sub.add_parser("edit", help="move the pitch / formants of a file along a trained "
+                       "sfvae's subspaces, or whisper it")
+    p.add_argument("run", help="sfvae run folder or .keras file (subspaces fitted), or "
+                   "sfvae for the shipped weights")
+    p.add_argument("input", help="input audio")
+    p.add_argument("output", help="output .wav (a PNG of both spectrograms goes beside it)")
+    for flag, what in (("--f0", "Hz"), ("--f1", "F1 Hz"), ("--f2", "F2 Hz"), ("--f3", "F3 Hz")):
+        p.add_argument(flag, help=f"target {what}: a value (220), a shift (+3st, -10%%) or a "
+                       ".npy / .txt file of per-frame values")
+    p.add_argument("--whisper", action="store_true", help="remove the f0 subspace")
+    p.add_argument("--phase", choices=["random", "zeros", "input"], default="random",
+                   help="Griffin-Lim's start (input: the input's phase)")
+    p.set_defaults(func=_cmd_edit)
 
     _add_eval_parser(sub)
     return parser

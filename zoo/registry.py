@@ -35,6 +35,7 @@ _MODELS = {
     "vqvae_waveform": "zoo.models.vqvae:WaveformVQVAE",
     "pixelcnn": "zoo.models.pixelcnn:PixelCNNPrior",
     "wavenet": "zoo.models.wavenet:WaveNetPrior",
+    "sfvae": "zoo.models.sfvae:SourceFilterVAE",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

@@ -113,6 +113,10 @@ def test_every_capability_takes_any_length(model, length):
             y = model.stylize(x, style, iterations=2).audio
             assert y.shape == (length,) and np.all(np.isfinite(y))
         checked += 1
+    if model.supports(Capability.EDIT):  # no factor moved: the model's own resynthesis
+        y = model.edit(x)
+        assert y.shape == (length,) and np.all(np.isfinite(y))
+        checked += 1
     assert checked, "the model declares no capability this test can exercise"
 
 

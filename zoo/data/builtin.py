@@ -30,6 +30,14 @@ loaded through exactly the same folder path as user data
     ``A`` .. ``D`` (f0 range, vocal-tract length, spectral tilt, breathiness, speaking
     rate) saying the same 48 vowel-sequence utterances; ``A/utt_007.wav`` and
     ``B/utt_007.wav`` are a parallel pair that does not line up frame by frame.
+
+``speech``
+    Unlabelled speech-like audio for the source-filter VAE (:mod:`zoo.data.voices`):
+    240 vowel-sequence utterances (about 1-3.7 s), each by its own random speaker
+    (f0 median 90-280 Hz with intonation, vocal-tract length, tilt, breathiness, rate),
+    and 240 sustained vowels (:func:`render_vowel`, f0 80-320 Hz, random F1-F3, tilt and
+    breath noise), so f0 and formants vary independently and continuously. Only the
+    utterances are listed in ``labels.csv`` (their voices); nothing is needed for training.
 """
 
 import csv
@@ -68,6 +76,9 @@ VOWEL_SWEEPS = {
 }
 VOWEL_DURATION = 1.5
 VOWEL_RANDOM = 100
+
+#: Sustained vowels of random voices in ``builtin:speech`` (beside its utterances).
+SPEECH_VOWELS = 240
 
 
 def midi_to_hz(midi):
@@ -349,10 +360,32 @@ def _generate_voices(folder, seed):
     _write_csv(folder / "labels.csv", rows)
 
 
+def _generate_speech(folder, seed):
+    from zoo.data.voices import SAMPLE_RATE, render_utterance, speech_table
+
+    rows = speech_table(seed)
+    for row in rows:
+        speaker = {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate")}
+        y = render_utterance(row["utterance"], row["file"], SAMPLE_RATE, seed=seed,
+                             speaker=speaker)
+        write_audio(folder / row["file"], y, SAMPLE_RATE)
+    # sustained vowels of random voices (another seed than builtin:vowels' random ones)
+    rng = np.random.default_rng([int(seed), 0x737573])
+    for j in range(SPEECH_VOWELS):
+        f0 = float(np.exp(rng.uniform(np.log(80.0), np.log(320.0))))
+        f1 = rng.uniform(200, 1000)
+        f2 = rng.uniform(max(900, f1 + 300), 2900)
+        f3 = rng.uniform(max(1900, f2 + 300), 3400)
+        y = render_vowel(f0, [f1, f2, f3], float(rng.uniform(0.8, 1.6)), BUILTIN_SAMPLE_RATE,
+                         rolloff_db=float(rng.uniform(-14, -6)),
+                         noise_db=float(rng.uniform(-45, -25)), seed=int(seed) * 7919 + j)
+        write_audio(folder / f"vowel_{j:03d}.wav", y, BUILTIN_SAMPLE_RATE)
+
+
 # --------------------------------------------------------------------------- registry
 
 _GENERATORS = {"timbre": _generate_timbre, "vowels": _generate_vowels,
-               "voices": _generate_voices}
+               "voices": _generate_voices, "speech": _generate_speech}
 BUILTIN_DATASETS = tuple(sorted(_GENERATORS))
 
 
@@ -371,7 +404,7 @@ def builtin_path(name, seed=0, cache_dir=None):
     crash or a concurrent process never leaves a half-written dataset.
 
     Args:
-        name: "timbre", "vowels" or "voices" (a "builtin:" prefix is accepted).
+        name: "timbre", "vowels", "voices" or "speech" (a "builtin:" prefix is accepted).
         seed: generation seed.
         cache_dir: cache folder (default ``$ZOO_CACHE_DIR`` or ``~/.cache/audio-zoo``).
 

@@ -107,13 +107,25 @@ def _tracks(script, speaker, sr):
     return f0, formants, gain
 
 
-def render_utterance(number, speaker_name, sample_rate=SAMPLE_RATE, seed=0):
-    """Render utterance ``number`` in the voice of ``speaker_name``; float32, peak 0.9."""
+def random_speaker(rng):
+    """A random voice in the ranges of :data:`SPEAKERS` and beyond (f0 median 90-280 Hz,
+    span 2-8 semitones, vocal tract 0.9-1.3, tilt -15..-8 dB/octave, breath -40..-22 dB,
+    rate 0.8-1.2), for ``builtin:speech``."""
+    return {"f0": float(np.exp(rng.uniform(np.log(90.0), np.log(280.0)))),
+            "span": float(rng.uniform(2.0, 8.0)), "formants": float(rng.uniform(0.9, 1.3)),
+            "tilt": float(rng.uniform(-15.0, -8.0)), "breath": float(rng.uniform(-40.0, -22.0)),
+            "rate": float(rng.uniform(0.8, 1.2))}
+
+
+def render_utterance(number, speaker_name, sample_rate=SAMPLE_RATE, seed=0, speaker=None):
+    """Render utterance ``number`` in the voice of ``speaker_name`` (one of
+    :data:`SPEAKERS`, or any name with ``speaker``, a dict of the same keys); float32,
+    peak 0.9."""
     from scipy import signal
 
     from zoo.data.builtin import formant_bandwidth
 
-    speaker = SPEAKERS[speaker_name]
+    speaker = SPEAKERS[speaker_name] if speaker is None else speaker
     sr = int(sample_rate)
     f0, formants, gain = _tracks(utterance_script(number, seed), speaker, sr)
     n = len(f0)
@@ -158,4 +170,20 @@ def voices_table(seed=0):
             rows.append({"file": f"{name}/utt_{u:03d}.wav", "domain": name, "utterance": u,
                          "vowels": vowels, "seconds": round(seconds, 3),
                          "f0_median": spk["f0"]})
+    return rows
+
+
+#: Utterances of ``builtin:speech``, each by its own random speaker.
+NUM_SPEECH = 240
+
+
+def speech_table(seed=0):
+    """Rows of ``builtin:speech``'s ``labels.csv``: ``file, utterance`` and the speaker's
+    settings (:func:`random_speaker`)."""
+    rng = np.random.default_rng([int(seed), 0x737065])
+    rows = []
+    for k in range(NUM_SPEECH):
+        speaker = random_speaker(rng)
+        rows.append({"file": f"speech_{k:03d}.wav", "utterance": int(rng.integers(10 ** 6)),
+                     **{key: round(v, 3) for key, v in speaker.items()}})
     return rows

@@ -46,6 +46,9 @@ class Capability(str, enum.Enum):
     #: ``feature_maps(features) -> [maps [B, frames, C], ...]``: learned feature maps of the
     #: model's own normalised log-mel features (``frontend``), e.g. for style transfer.
     FEATURE_MAPS = "feature_maps"
+    #: ``fit_subspaces(labelled)`` learns a latent subspace per labelled factor (pitch,
+    #: formants) and ``edit(waveform, **factors)`` moves the audio along them.
+    EDIT = "edit"
 
     def __str__(self):
         return self.value
@@ -81,6 +84,7 @@ REQUIRED_METHODS = {
     Capability.EXAMPLES: ("audio_examples",),
     Capability.STYLIZE: ("stylize",),
     Capability.FEATURE_MAPS: ("feature_maps",),
+    Capability.EDIT: ("fit_subspaces", "edit"),
 }
 
 #: What ``Fitting.CLOSED_FORM`` models must define.

@@ -66,3 +66,96 @@ class LatentFidelity(keras.callbacks.Callback):
             dims = ", ".join(f"f={k}: {v}" for k, v in report["dims"].items())
             print(f"\n[zoo] latent fidelity after epoch {epoch + 1}: {dims} of "
                   f"{len(var)} dims", flush=True)
+
+
+# ------------------------------------------------------------- factor subspaces
+def aggregated_posterior_pca(means, variances):
+    """PCA of the aggregated posterior of a Gaussian encoder (Sadok et al. 2023).
+
+    The aggregated posterior ``q(z) = 1/N sum_n N(z; mu_n, diag(sigma_n^2))`` has
+    mean ``e = mean(mu_n)`` and covariance
+    ``1/N sum_n (mu_n mu_n^T + diag(sigma_n^2)) - e e^T``.
+
+    Args:
+        means: posterior means ``[N, D]``.
+        variances: posterior variances ``[N, D]``.
+
+    Returns:
+        ``(e [D], components [D, D] (columns, by decreasing variance), variances [D])``.
+    """
+    mu = np.asarray(means, np.float64).reshape(-1, np.shape(means)[-1])
+    var = np.asarray(variances, np.float64).reshape(mu.shape)
+    if not len(mu):
+        raise ValueError("aggregated_posterior_pca needs at least one posterior")
+    e = mu.mean(0)
+    cov = mu.T @ mu / len(mu) + np.diag(var.mean(0)) - np.outer(e, e)
+    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+    order = np.argsort(values)[::-1]
+    return e, vectors[:, order], np.maximum(values[order], 0.0)
+
+
+def _hat_basis(y, knots):
+    """Linear-interpolation (hat) basis ``[N, K]`` of ``y`` on sorted ``knots`` (values
+    outside the knots use the end segments' lines, extrapolated)."""
+    y = np.asarray(y, np.float64).reshape(-1)
+    k = len(knots)
+    seg = np.clip(np.searchsorted(knots, y, side="right") - 1, 0, k - 2)
+    t = (y - knots[seg]) / (knots[seg + 1] - knots[seg])
+    basis = np.zeros((len(y), k))
+    rows = np.arange(len(y))
+    basis[rows, seg] = 1.0 - t
+    basis[rows, seg + 1] = t
+    return basis
+
+
+def piecewise_linear_fit(y, targets, segments=20, lo=None, hi=None, ridge=1e-9):
+    """Least-squares continuous piecewise-linear map ``g: y -> targets`` with ``segments``
+    equal segments on ``[lo, hi]`` (default: the range of ``y``).
+
+    Args:
+        y: factor values ``[N]``.
+        targets: coordinates ``[N, M]``.
+        segments: linear pieces.
+        lo, hi: knot range.
+        ridge: a small penalty on second differences, so knots with no data between
+            them follow their neighbours' line.
+
+    Returns:
+        ``(knots [segments + 1], values [segments + 1, M])``: ``g`` is the linear
+        interpolation of ``values`` at ``knots`` (:func:`piecewise_linear`).
+    """
+    y = np.asarray(y, np.float64).reshape(-1)
+    targets = np.asarray(targets, np.float64).reshape(len(y), -1)
+    lo = float(np.min(y)) if lo is None else float(lo)
+    hi = float(np.max(y)) if hi is None else float(hi)
+    if not hi > lo or int(segments) < 1:
+        raise ValueError(f"piecewise_linear_fit needs a value range and segments >= 1; got "
+                         f"[{lo}, {hi}], {segments} segments")
+    knots = np.linspace(lo, hi, int(segments) + 1)
+    basis = _hat_basis(y, knots)
+    diff2 = np.diff(np.eye(len(knots)), 2, axis=0)
+    lhs = basis.T @ basis + ridge * len(y) * diff2.T @ diff2
+    values = np.linalg.solve(lhs + 1e-12 * np.eye(len(knots)), basis.T @ targets)
+    return knots, values
+
+
+def piecewise_linear(knots, values, y):
+    """``g(y)``: the linear interpolation of ``values [K, M]`` at ``knots [K]`` for
+    ``y [N]`` (extrapolated linearly beyond the ends) -> ``[N, M]``."""
+    return _hat_basis(y, np.asarray(knots, np.float64)) @ np.asarray(values, np.float64)
+
+
+def invert_piecewise_linear(knots, values, coords):
+    """The factor value whose ``g(y)`` is nearest to each of ``coords [N, M]`` -> ``[N]``:
+    each point is projected onto every segment of the curve (clamped to its ends) and
+    the closest projection's value is returned, so points on the curve map back exactly."""
+    knots = np.asarray(knots, np.float64)
+    values = np.asarray(values, np.float64)
+    coords = np.asarray(coords, np.float64).reshape(-1, values.shape[1])
+    start, step = values[:-1], np.diff(values, axis=0)                      # [S, M]
+    length2 = np.maximum(np.sum(step ** 2, 1), 1e-30)                       # [S]
+    t = np.clip(((coords[:, None] - start[None]) * step[None]).sum(-1) / length2, 0.0, 1.0)
+    nearest = start[None] + t[..., None] * step[None]                       # [N, S, M]
+    best = np.argmin(np.sum((coords[:, None] - nearest) ** 2, -1), axis=1)
+    rows = np.arange(len(coords))
+    return knots[best] + t[rows, best] * np.diff(knots)[best]

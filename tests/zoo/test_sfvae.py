@@ -1,0 +1,145 @@
+"""The source-filter VAE: subspace tools against numpy, exact identity edits, a tiny model
+that learns power spectra on builtin:vowels, bad label files."""
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from zoo.data import render_vowel
+from zoo.errors import ZooError
+from zoo.models.latent import (aggregated_posterior_pca, invert_piecewise_linear,
+                               piecewise_linear, piecewise_linear_fit)
+from zoo.models.sfvae import SourceFilterVAE, labelled_examples, parse_target
+from zoo.training.trainer import train
+
+SR = 16000
+
+
+def test_aggregated_posterior_pca_matches_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 5))
+    mu = rng.multivariate_normal(np.arange(5.0), a @ a.T, size=4000)
+    var = rng.uniform(0.1, 0.5, size=mu.shape)
+    e, components, values = aggregated_posterior_pca(mu, var)
+    expected = np.cov(mu, rowvar=False, bias=True) + np.diag(var.mean(0))
+    np.testing.assert_allclose(e, mu.mean(0))
+    np.testing.assert_allclose(components @ np.diag(values) @ components.T, expected, atol=1e-9)
+    np.testing.assert_allclose(values, np.sort(np.linalg.eigvalsh(expected))[::-1], rtol=1e-9)
+    np.testing.assert_allclose(components.T @ components, np.eye(5), atol=1e-9)
+
+
+def test_piecewise_linear_regression_recovers_a_known_map():
+    rng = np.random.default_rng(1)
+    knots, values = np.linspace(100, 300, 9), rng.standard_normal((9, 3))
+    y = rng.uniform(100, 300, 2000)
+    targets = piecewise_linear(knots, values, y) + 1e-3 * rng.standard_normal((2000, 3))
+    fitted_knots, fitted = piecewise_linear_fit(y, targets, 8, lo=100, hi=300)
+    np.testing.assert_allclose(fitted_knots, knots)
+    np.testing.assert_allclose(fitted, values, atol=5e-3)
+    # the curve's inverse gives the value back (the map is one-to-one here)
+    back = invert_piecewise_linear(knots, values, piecewise_linear(knots, values, y[:50]))
+    np.testing.assert_allclose(back, y[:50], atol=0.2)
+
+
+def _with_subspace(model, factor, dims, seed=0):
+    """Give ``model`` a random orthonormal ``factor`` subspace with a monotone regression."""
+    rng = np.random.default_rng(seed)
+    d = model.latent_dim
+    basis = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    knots = np.linspace(100, 300, model.segments + 1)
+    values = np.zeros((len(knots), d))
+    values[:, :dims] = np.outer(np.linspace(-2, 2, len(knots)), rng.uniform(0.5, 1.5, dims))
+    basis[:, dims:] = 0.0
+    for name, value in (("basis", basis), ("dims", dims), ("mean", rng.standard_normal(d)),
+                        ("knots", knots), ("values", values)):
+        model.subspace[factor][name].assign(np.asarray(value, np.float32))
+    return basis[:, :dims]
+
+
+def test_edit_to_the_current_coordinates_is_the_identity():
+    model = SourceFilterVAE(hidden=(16,), latent_dim=6, segments=4)
+    model.build()
+    u = _with_subspace(model, "f0", 2)
+    _, e, knots, values = model.factor_subspace("f0")
+    rng = np.random.default_rng(2)
+    y = rng.uniform(120, 280, 30)
+    outside = rng.standard_normal((30, 6))
+    outside -= outside @ u @ u.T  # the part of z the edit must not touch
+    z = e + piecewise_linear(knots, values, y) @ u.T + outside
+    np.testing.assert_allclose(model.edit_latents(z, f0=y), z, atol=1e-5)
+    np.testing.assert_allclose(model.edit_latents(z, f0="+0st"), z, atol=1e-3)
+    moved = model.edit_latents(z, f0=250.0)
+    np.testing.assert_allclose(moved - moved @ u @ u.T, outside + e - e @ u @ u.T, atol=1e-5)
+    np.testing.assert_allclose(invert_piecewise_linear(knots, values, (moved - e) @ u), 250,
+                               atol=0.2)
+    whispered = model.edit_latents(z, whisper=True)
+    np.testing.assert_allclose(whispered @ u, 0.0, atol=1e-6)
+
+
+def test_targets_are_parsed_or_refused():
+    current = np.array([100.0, 200.0])
+    np.testing.assert_allclose(parse_target("+12st", current), [200.0, 400.0])
+    np.testing.assert_allclose(parse_target("-50%", current), [50.0, 100.0])
+    np.testing.assert_allclose(parse_target("220", current), [220.0, 220.0])
+    np.testing.assert_allclose(parse_target([1.0, 3.0, 5.0], current), [1.0, 5.0])
+    with pytest.raises(ZooError, match="cannot read the factor target 'up'"):
+        parse_target("up", current)
+    model = SourceFilterVAE(hidden=(16,), latent_dim=4)
+    model.build()
+    with pytest.raises(ZooError, match="f0 subspace is not fitted"):
+        model.edit(np.ones(4096, "float32"), f0="+2st")
+    with pytest.raises(ZooError, match="unknown factor 'F9'"):
+        model.edit(np.ones(4096, "float32"), F9=3)
+
+
+@pytest.mark.parametrize("problem,message", [
+    ("missing", "no column 'F1'"), ("nan", "column 'f0' is nan"), ("text", "'f0' is 'high'")])
+def test_bad_label_files_are_one_line_errors(tmp_path, problem, message):
+    from zoo.data import write_audio
+
+    rows = ["file,f0,F1", "a.wav,120,500", "b.wav,180,700"]
+    if problem == "missing":
+        rows = ["file,f0", "a.wav,120", "b.wav,180"]
+    elif problem == "nan":
+        rows[2] = "b.wav,nan,700"
+    elif problem == "text":
+        rows[2] = "b.wav,high,700"
+    for name in ("a.wav", "b.wav"):
+        write_audio(tmp_path / name, render_vowel(150, [500, 1500, 2500], 0.3), SR)
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ZooError, match=message) as err:
+        labelled_examples(str(tmp_path), ["f0", "F1"], SR)
+    assert "labels.csv" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small sfvae trained on builtin:vowels, its f0 subspace fitted on the f0 sweep."""
+    keras.utils.set_random_seed(0)
+    overrides = {"model_config": {"hidden": [128, 64], "latent_dim": 8},
+                 "data": {"source": "builtin:vowels", "crop_length": 8192},
+                 "train": {"batch_size": 8, "learning_rate": 3e-3, "steps_per_epoch": 200,
+                           "validation_steps": 1}}
+    result = train("sfvae", tiny=True, steps=400, out=tmp_path_factory.mktemp("sfvae") / "run",
+                   verbose=0, samples=False, overrides=overrides)
+    model = result.model
+    return model, result, None
+
+
+def test_it_learns_the_power_spectra(trained):
+    model, result, _ = trained
+    from zoo.data import load_dataset
+
+    ds = load_dataset("builtin:vowels", SR, 8192, progress=False)
+    train_clips, val_clips = ds.clips(16, split="train", seed=1), ds.clips(16, split="val", seed=2)
+    out = model(val_clips)
+    x = np.asarray(ops.convert_to_numpy(out["power"]), np.float64) + 1e-10
+    v = np.exp(np.asarray(ops.convert_to_numpy(out["log_variance"]), np.float64))
+    v_mean = np.asarray(ops.convert_to_numpy(model.power(train_clips))).mean(axis=(0, 1)) + 1e-10
+
+    def itakura_saito(v):  # d(x | v) = x / v - log(x / v) - 1, in numpy
+        return float(np.mean(x / v - np.log(x / v) - 1.0))
+
+    assert itakura_saito(v) < 0.5 * itakura_saito(v_mean), (itakura_saito(v),
+                                                              itakura_saito(v_mean))
+    assert result.history["loss"][-1] < result.history["loss"][0]
