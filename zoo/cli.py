@@ -362,12 +362,10 @@ def _cmd_stylize(args):
 
 
 def _cmd_sfvae_fit(args):
-    import json
-
     from zoo import registry
     from zoo.engine import Capability
-    from zoo.files import atomic_save_model, atomic_write_text, run_model_file
-    from zoo.models.sfvae import subspace_table
+    from zoo.files import atomic_save_model, run_model_file
+    from zoo.models.sfvae import SUBSPACE_REPORT, subspace_table, write_subspace_report
 
     try:
         path = run_model_file(Path(args.run))
@@ -380,8 +378,8 @@ def _cmd_sfvae_fit(args):
     print(subspace_table(report))
     out = Path(args.out) if args.out else path  # the file it was loaded from
     atomic_save_model(model, out)
-    atomic_write_text(out.with_name("subspaces.json"), json.dumps(report, indent=1))
-    print(f"wrote {out} and {out.with_name('subspaces.json')}")
+    write_subspace_report(out.with_name(SUBSPACE_REPORT), report)
+    print(f"wrote {out} and {out.with_name(SUBSPACE_REPORT)}")
 
 
 def _factor_target(text):

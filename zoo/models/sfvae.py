@@ -44,6 +44,7 @@ from zoo.models.latent import (aggregated_posterior_pca, fidelity_dims,
 
 FACTORS = ("f0", "F1", "F2", "F3")
 PHASES = ("input", "random", "zeros")
+SUBSPACE_REPORT = "subspaces.json"  # written beside a model whose subspaces were fitted
 MIN_DB = -100.0  # power floor (dB re a full-scale sine) of the likelihood and the encoder input
 
 
@@ -272,11 +273,7 @@ class SourceFilterVAE(ZooModel):
         report = self.fit_subspaces(self.labelled, progress=bool(context.verbose))
         if context.verbose:
             print(subspace_table(report), flush=True)
-        import json
-
-        from zoo.files import atomic_write_text
-
-        atomic_write_text(context.run_dir / "subspaces.json", json.dumps(report, indent=1))
+        write_subspace_report(context.run_dir / SUBSPACE_REPORT, report)
         return True
 
     # --------------------------------------------------------------- subspaces
@@ -353,7 +350,8 @@ class SourceFilterVAE(ZooModel):
             m = (self.subspace_dims[index] if self.subspace_dims and self.subspace_dims[index]
                  else fidelity_dims(spectrum, variance_retained or self.variance_retained))
             basis = components[:, :m]
-            knots, coords = piecewise_linear_fit(y, (mu - e) @ basis, self.segments)
+            projected = (mu - e) @ basis
+            knots, coords = piecewise_linear_fit(y, projected, self.segments)
             full_basis = np.zeros((self.latent_dim, self.latent_dim))
             full_basis[:, :m] = basis
             full_values = np.zeros((self.segments + 1, self.latent_dim))
@@ -361,13 +359,12 @@ class SourceFilterVAE(ZooModel):
             for name, value in (("basis", full_basis), ("dims", float(m)), ("mean", e),
                                 ("knots", knots), ("values", full_values)):
                 self.subspace[factor][name].assign(np.asarray(value, np.float32))
-            fit = piecewise_linear(knots, coords, y)
-            residual = float(np.mean(np.sum(((mu - e) @ basis - fit) ** 2, 1)))
+            residual = np.mean(np.sum((projected - piecewise_linear(knots, coords, y)) ** 2, 1))
+            spread = np.mean(np.sum((projected - projected.mean(0)) ** 2, 1))
             report["factors"][factor] = {
                 "dims": int(m), "frames": int(len(y)), "range": [float(y.min()), float(y.max())],
                 "explained": float(spectrum[:m].sum() / max(spectrum.sum(), 1e-30)),
-                "regression_r2": float(1 - residual / max(np.mean(np.sum(
-                    ((mu - e) @ basis - ((mu - e) @ basis).mean(0)) ** 2, 1)), 1e-30))}
+                "regression_r2": float(1 - residual / max(spread, 1e-30))}
         fitted = self.fitted_factors()
         report["orthogonality"] = {
             f"{a}-{b}": float(np.max(np.abs(self.factor_subspace(a)[0].T
@@ -464,6 +461,15 @@ def labelled_examples(source, factors, sample_rate):
                                "not a finite number")
             out.setdefault(factor, []).append((ds.waveform(path), float(value)))
     return out
+
+
+def write_subspace_report(path, report):
+    """Write :meth:`SourceFilterVAE.fit_subspaces`' report as JSON, atomically."""
+    import json
+
+    from zoo.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(report, indent=1))
 
 
 def subspace_table(report):
