@@ -1,6 +1,14 @@
-"""Waveform discriminators for adversarial audio models (MelGAN / HiFi-GAN families).
+"""Discriminators for adversarial audio models.
 
-Both return, for each sub-discriminator, the list of its layer activations with
+* Waveform discriminators (MelGAN / HiFi-GAN families): :class:`ScaleDiscriminator`,
+  :class:`MultiScaleDiscriminator`, :class:`PeriodDiscriminator`,
+  :class:`MultiPeriodDiscriminator`.
+* :class:`SpectrogramPatchDiscriminator`: multiscale patch logits on feature sequences
+  ``[B, frames, bins]`` (UNIT's multiscale discriminators on spectrograms).
+* :class:`LatentCritic`: ``T(x, z)`` of Adversarial Variational Bayes, logits per latent
+  frame; trained with the logistic loss its optimum is ``log q(z|x) - log p(z)``.
+
+The waveform discriminators return, for each sub-discriminator, the list of its layer activations with
 the logits last, which is what hinge losses (``layers.losses``) and
 ``feature_matching`` take.
 """
@@ -8,7 +16,7 @@ import keras
 from keras import ops
 
 __all__ = ["ScaleDiscriminator", "MultiScaleDiscriminator", "PeriodDiscriminator",
-           "MultiPeriodDiscriminator"]
+           "MultiPeriodDiscriminator", "SpectrogramPatchDiscriminator", "LatentCritic"]
 
 
 def _leaky(x):
@@ -191,3 +199,135 @@ class MultiPeriodDiscriminator(keras.layers.Layer):
         return {**super().get_config(), "periods": list(self.periods),
                 "capacity": self.capacity, "num_layers": self.num_layers,
                 "max_channels": self.max_channels}
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class SpectrogramPatchDiscriminator(keras.layers.Layer):
+    """Multiscale patch discriminator on feature sequences ``[B, frames, bins]``.
+
+    Scale ``s`` sees the input average-pooled by ``2 ** s`` along time; each scale is
+    ``num_layers`` stride-2 convolutions (width 4, LeakyReLU 0.2, channels doubling up to
+    ``max_channels``) then a width-3 convolution to one logit per patch.
+
+    Args:
+        channels: channels of the first convolution of each scale.
+        num_layers: stride-2 convolutions per scale.
+        num_scales: scales.
+        max_channels: channel cap.
+        shared_logits: optional list of ``num_scales`` ``Conv1D(1, 3)`` layers to use as
+            the final layers (UNIT+AVB: the domains' discriminators share them). Not
+            part of the config: a model that shares them passes them again.
+        **kwargs: base ``Layer`` arguments.
+
+    Returns:
+        ``call(x)``: a list of logits ``[B, frames / 2 ** (s + num_layers), 1]`` per scale.
+    """
+
+    def __init__(self, channels=64, num_layers=3, num_scales=2, max_channels=512,
+                 shared_logits=None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.num_layers = int(channels), int(num_layers)
+        self.num_scales, self.max_channels = int(num_scales), int(max_channels)
+        if min(self.channels, self.num_layers, self.num_scales, self.max_channels) < 1:
+            raise ValueError("channels, num_layers, num_scales and max_channels must be >= 1")
+        if shared_logits is not None and len(shared_logits) != self.num_scales:
+            raise ValueError(f"shared_logits needs {self.num_scales} layers, got "
+                             f"{len(shared_logits)}")
+        self.stacks = []
+        for s in range(self.num_scales):
+            ch, convs = self.channels, []
+            for i in range(self.num_layers):
+                convs.append(keras.layers.Conv1D(ch, 4, strides=2, padding="same",
+                                                 name=f"scale_{s}_conv_{i}"))
+                ch = min(2 * ch, self.max_channels)
+            self.stacks.append(convs)
+        self.logits = list(shared_logits) if shared_logits is not None else [
+            keras.layers.Conv1D(1, 3, padding="same", name=f"scale_{s}_logits")
+            for s in range(self.num_scales)]
+
+    def build(self, input_shape):
+        for convs, logits in zip(self.stacks, self.logits):
+            shape = tuple(input_shape)
+            for conv in convs:
+                conv.build(shape)
+                shape = conv.compute_output_shape(shape)
+            if not logits.built:
+                logits.build(shape)
+
+    def call(self, x):
+        x = ops.convert_to_tensor(x, self.compute_dtype)
+        out = []
+        for s, (convs, logits) in enumerate(zip(self.stacks, self.logits)):
+            if s:
+                x = ops.average_pool(x, 3, strides=2, padding="same")
+            h = x
+            for conv in convs:
+                h = _leaky(conv(h))
+            out.append(logits(h))
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels,
+                "num_layers": self.num_layers, "num_scales": self.num_scales,
+                "max_channels": self.max_channels}
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class LatentCritic(keras.layers.Layer):
+    """``T(x, z)`` of Adversarial Variational Bayes (Mescheder et al. 2017) on sequences.
+
+    ``x``: features ``[B, frames, bins]``; ``z``: latents ``[B, frames / compression,
+    latent_dim]``. The features go through a width-5 convolution and ``num_downsamples``
+    stride-2 convolutions to the latent rate, the latents through a Dense layer; the two
+    are concatenated and a per-frame MLP (``hidden_layers`` x Dense(channels), LeakyReLU)
+    gives one logit per latent frame ``[B, latent_frames]``. Trained to tell ``(x, z ~
+    q(z|x))`` (label 1) from ``(x, z ~ p(z))`` (label 0) with the logistic loss, its
+    optimum per frame is ``log q(z_t|x) - log p(z_t)``, whose mean over ``q`` is the
+    KL divergence of that frame's posterior from the prior.
+
+    Args:
+        channels: width of every layer.
+        num_downsamples: stride-2 convolutions on ``x`` (``compression = 2 ** n``).
+        hidden_layers: Dense layers of the joint MLP.
+        **kwargs: base ``Layer`` arguments.
+    """
+
+    def __init__(self, channels=128, num_downsamples=2, hidden_layers=2, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.num_downsamples = int(channels), int(num_downsamples)
+        self.hidden_layers = int(hidden_layers)
+        if self.channels < 1 or self.num_downsamples < 0 or self.hidden_layers < 1:
+            raise ValueError("channels and hidden_layers must be >= 1, num_downsamples >= 0")
+        c = self.channels
+        self.x_convs = [keras.layers.Conv1D(c, 5, padding="same", name="x_conv_in")] + [
+            keras.layers.Conv1D(c, 4, strides=2, padding="same", name=f"x_down_{i}")
+            for i in range(self.num_downsamples)]
+        self.z_dense = keras.layers.Dense(c, name="z_in")
+        self.joint = [keras.layers.Dense(c, name=f"joint_{i}") for i in range(self.hidden_layers)]
+        self.out = keras.layers.Dense(1, name="logit")
+
+    def build(self, x_shape, z_shape):
+        shape = tuple(x_shape)
+        for conv in self.x_convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        self.z_dense.build(tuple(z_shape))
+        width = 2 * self.channels
+        for dense in self.joint:
+            dense.build((None, None, width))
+            width = self.channels
+        self.out.build((None, None, width))
+
+    def call(self, x, z):
+        h = ops.convert_to_tensor(x, self.compute_dtype)
+        for conv in self.x_convs:
+            h = _leaky(conv(h))
+        g = _leaky(self.z_dense(ops.convert_to_tensor(z, self.compute_dtype)))
+        h = ops.concatenate([h[:, : ops.shape(g)[1]], g], axis=-1)
+        for dense in self.joint:
+            h = _leaky(dense(h))
+        return ops.squeeze(self.out(h), -1)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels,
+                "num_downsamples": self.num_downsamples, "hidden_layers": self.hidden_layers}

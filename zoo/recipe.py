@@ -29,7 +29,7 @@ from zoo.errors import ZooError
 
 SECTIONS = ("model_config", "data", "train")
 TOP_LEVEL = ("model", *SECTIONS, "tiny", "tune", "recipe")
-_OPTIMIZER_SUFFIXES = ("learning_rate", "beta_1", "beta_2", "clipnorm")
+_OPTIMIZER_SUFFIXES = ("learning_rate", "beta_1", "beta_2", "clipnorm", "weight_decay")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -61,7 +61,7 @@ class TrainSection(_Section):
     """``[train]``: optimisation, length, checkpoints, logging.
 
     Adversarial models also read ``discriminator_<key>`` and ``<objective>_<key>``
-    for ``key`` in learning_rate, beta_1, beta_2, clipnorm (per-objective
+    for ``key`` in learning_rate, beta_1, beta_2, clipnorm, weight_decay (per-objective
     optimizers); those are the only extra keys accepted.
     """
 
@@ -75,6 +75,7 @@ class TrainSection(_Section):
     beta_1: Beta = 0.9
     beta_2: Beta = 0.999
     clipnorm: Optional[PositiveFloat] = None
+    weight_decay: Optional[Annotated[float, Field(ge=0)]] = None  #: decoupled (AdamW-style)
     num_samples: Annotated[int, Field(ge=0)] = 3   #: audio examples per epoch
     validation_steps: PositiveInt = 4
     pca_clips: PositiveInt = 32                    #: clips for latent PCA (rave)

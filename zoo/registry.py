@@ -36,6 +36,9 @@ _MODELS = {
     "pixelcnn": "zoo.models.pixelcnn:PixelCNNPrior",
     "wavenet": "zoo.models.wavenet:WaveNetPrior",
     "sfvae": "zoo.models.sfvae:SourceFilterVAE",
+    "avb": "zoo.models.avb:AdversarialVAE",
+    "unit": "zoo.models.unit:UNIT",
+    "unit_avb": "zoo.models.unit_avb:UNITAVB",
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.

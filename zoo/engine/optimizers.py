@@ -3,7 +3,7 @@ import keras
 
 #: ``[train]`` keys an optimizer reads; ``<objective>_<key>`` and
 #: ``discriminator_<key>`` override them per objective (adversarial models).
-OPTIMIZER_KEYS = ("learning_rate", "beta_1", "beta_2", "clipnorm")
+OPTIMIZER_KEYS = ("learning_rate", "beta_1", "beta_2", "clipnorm", "weight_decay")
 
 
 def adam_from_recipe(train, prefixes=(), name=None):
@@ -11,7 +11,7 @@ def adam_from_recipe(train, prefixes=(), name=None):
 
     Args:
         train: the ``[train]`` mapping (``learning_rate``, ``beta_1``, ``beta_2``,
-            ``clipnorm``).
+            ``clipnorm``, ``weight_decay``: Keras' decoupled decay, ``w -= lr * wd * w``).
         prefixes: key prefixes tried first, most specific first: with
             ``("generator", "discriminator")`` the learning rate is
             ``generator_learning_rate``, else ``discriminator_learning_rate``, else
@@ -25,9 +25,11 @@ def adam_from_recipe(train, prefixes=(), name=None):
         return default
 
     clipnorm = get("clipnorm", None)
+    decay = get("weight_decay", None)
     return keras.optimizers.Adam(
         learning_rate=float(get("learning_rate", 1e-3)), beta_1=float(get("beta_1", 0.9)),
         beta_2=float(get("beta_2", 0.999)), clipnorm=None if clipnorm is None else float(clipnorm),
+        weight_decay=None if not decay else float(decay),
         **({"name": name} if name else {}))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from zoo.engine import Capability, ZooModel, inference
+from zoo.errors import ZooError
 from zoo.models.chunking import chunk_layout, crossfade_window, frame, overlap_add, pad_to_length
 from zoo.models.inversion import gradient_inversion, griffin_lim_segments
 
@@ -32,6 +33,44 @@ class TranslationModel(ZooModel):
     """
 
     capabilities = {Capability.CONVERT, Capability.PAIRED_DOMAINS, Capability.EXAMPLES}
+
+    #: the model converts B -> A and A -> A / B -> B too (``source`` / ``target`` of
+    #: :meth:`convert`); otherwise only A -> B.
+    bidirectional = False
+
+    @property
+    def domain_names(self):
+        """Names of domains A and B (``source`` / ``target`` accept them, or "A" / "B")."""
+        return tuple(getattr(self, "domains", ("A", "B")))
+
+    def conversion_pair(self, source=None, target=None):
+        """``(source index, target index)`` of a conversion; ``(0, 1)`` is A -> B.
+
+        Either may be omitted (the other domain is implied). Raises a one-line
+        ``ZooError`` naming the argument for an unknown domain or a direction the model
+        does not convert."""
+        names = self.domain_names
+
+        def index(name, role):
+            if name is None:
+                return None
+            name = str(name)
+            if name in names:
+                return names.index(name)
+            if name in ("A", "B"):
+                return "AB".index(name)
+            raise ZooError(f"{role}: unknown domain {name!r}; {type(self).__name__} converts "
+                           f"between {names[0]!r} (A) and {names[1]!r} (B)")
+
+        src, tgt = index(source, "source"), index(target, "target")
+        if src is None and tgt is None:
+            return 0, 1
+        src = 1 - tgt if src is None else src
+        tgt = 1 - src if tgt is None else tgt
+        if (src, tgt) != (0, 1) and not self.bidirectional:
+            raise ZooError(f"target: {type(self).__name__} converts only {names[0]!r} (A) -> "
+                           f"{names[1]!r} (B), not {names[src]!r} -> {names[tgt]!r}")
+        return src, tgt
 
     def split_domains(self, data):
         """A paired training batch -> ``(domain A crops, domain B crops)``."""
@@ -100,8 +139,15 @@ class SpectrogramTranslation(TranslationModel):
     SILENCE = -1.0
 
     def translate_chunks(self, chunks, training=False):
-        """``[n, chunk_frames, n_mels]`` features -> translated features, same shape."""
+        """``[n, chunk_frames, n_mels]`` features -> translated features, same shape.
+
+        Bidirectional models also take ``source`` and ``target`` (domain indices)."""
         raise NotImplementedError(f"{type(self).__name__} must define translate_chunks")
+
+    def _translate_pair(self, chunks, source=0, target=1, training=False):
+        if (source, target) == (0, 1):
+            return self.translate_chunks(chunks, training=training)
+        return self.translate_chunks(chunks, training=training, source=source, target=target)
 
     @property
     def sample_rate(self):
@@ -115,13 +161,13 @@ class SpectrogramTranslation(TranslationModel):
     def _chunking(self):
         return self.chunk_frames, self.chunk_frames // 2
 
-    def convert_features(self, features):
+    def convert_features(self, features, source=0, target=1):
         """In-graph conversion of features of any width: overlapping chunks, crossfade."""
         w, h = self._chunking()
         frames = features.shape[1] if features.shape[1] is not None else ops.shape(features)[1]
         n, padded = chunk_layout(frames, w, h)
         feats = pad_to_length(features, padded, value=self.SILENCE)
-        out = self.translate_chunks(frame(feats, w, h, n))
+        out = self._translate_pair(frame(feats, w, h, n), source, target)
         out = ops.reshape(out, (ops.shape(features)[0], n, w, self.frontend.n_mels))
         return overlap_add(out, h, crossfade_window(w))[:, :frames]
 
@@ -131,9 +177,13 @@ class SpectrogramTranslation(TranslationModel):
 
         Every chunk goes through the network at once; :meth:`convert` bounds memory.
         """
+        return self.translate_pair(waveform, 0, 1)
+
+    def translate_pair(self, waveform, source, target):
+        """:meth:`translate` from domain index ``source`` to ``target``."""
         waveform = ops.convert_to_tensor(waveform, "float32")
         length = waveform.shape[1] if waveform.shape[1] is not None else ops.shape(waveform)[1]
-        converted = self.convert_features(self.features(waveform))
+        converted = self.convert_features(self.features(waveform), source, target)
         out_length = (max(length, self.frontend.n_fft) if isinstance(length, int)
                       else ops.maximum(length, self.frontend.n_fft))
         return self.frontend.to_waveform(converted, out_length)[:, :length]
@@ -143,15 +193,16 @@ class SpectrogramTranslation(TranslationModel):
         return self.features(waveform)
 
     @inference
-    def _translate_jit(self, chunks):
-        return self.translate_chunks(chunks, training=False)
+    def _translate_jit(self, chunks, source=0, target=1):
+        return self._translate_pair(chunks, source, target)
 
     @inference
     def _waveform_jit(self, features, length):
         return self.frontend.to_waveform(features, length)
 
     def convert_batch(self, waveforms, max_chunks=None, inversion="griffin_lim", iterations=2000,
-                      learning_rate=0.003, seed=0, segment_seconds=30.0):
+                      learning_rate=0.003, seed=0, segment_seconds=30.0, source=None,
+                      target=None):
         """Convert numpy ``[batch, samples]`` chunk by chunk.
 
         Args:
@@ -163,7 +214,9 @@ class SpectrogramTranslation(TranslationModel):
             iterations, learning_rate, seed: of the gradient inversion.
             segment_seconds: Griffin-Lim inverts overlapping segments of this length
                 (:func:`zoo.models.inversion.griffin_lim_segments`).
+            source, target: domains (names, "A" / "B"; :meth:`conversion_pair`).
         """
+        pair = self.conversion_pair(source, target)
         if inversion not in INVERSIONS:
             raise ValueError(f"inversion must be one of {INVERSIONS}, got {inversion!r}")
         batch, length = waveforms.shape
@@ -180,7 +233,8 @@ class SpectrogramTranslation(TranslationModel):
             fill = size - len(part)  # one compiled shape on JAX
             part = np.concatenate([part, np.full((fill,) + part.shape[1:], self.SILENCE,
                                                  "float32")])
-            outs.append(np.asarray(ops.convert_to_numpy(self._translate_jit(part)))[:size - fill])
+            outs.append(np.asarray(ops.convert_to_numpy(
+                self._translate_jit(part, *pair)))[:size - fill])
         out = np.concatenate(outs).reshape(batch, n, w, -1)
         converted = np.asarray(ops.convert_to_numpy(
             overlap_add(out, h, crossfade_window(w))))[:, :frames]

@@ -86,6 +86,10 @@ class SpectrogramVAE(ZooModel):
         self.train_steps = self.add_weight(shape=(), initializer="zeros", trainable=False,
                                            dtype="float32", name="train_steps",
                                            aggregation="only_first_replica")
+        self._create_trackers()
+
+    def _create_trackers(self):
+        """The loss trackers ``compute_loss`` updates (subclasses trained otherwise skip them)."""
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.mse_tracker = keras.metrics.Mean(name="feature_mse")
@@ -252,23 +256,29 @@ class SpectrogramVAE(ZooModel):
             return ops.convert_to_tensor(self.beta)
         return self.beta * ops.minimum(1.0, self.train_steps / float(self.kl_warmup_steps))
 
+    def reconstruction_nll(self, features, power_mel, decoded):
+        """``(summed negative log-likelihood, feature MSE)`` of a decoder output.
+
+        ``features`` / ``power_mel``: the front-end's normalised log-mel and power mel
+        of the input; ``decoded``: the decoder output cut to the same frames."""
+        if self.likelihood == "gaussian":
+            nll = ops.sum(ops.square(features - decoded)) / (2.0 * self.gaussian_scale ** 2)
+            return nll, ops.mean(ops.square(features - decoded))
+        # Both sides floored at the power the features clip to (-1), so bins far below
+        # the normalisation range cannot dominate the ratio.
+        floor = self.frontend.power_floor
+        log_variance = ops.logaddexp(
+            self.frontend.normalize.inverse(decoded) * (np.log(10.0) / 10.0),
+            ops.full_like(decoded, float(np.log(floor))))
+        nll = ops.sum(itakura_saito_log(ops.log(power_mel + floor), log_variance))
+        return nll, ops.mean(ops.square(features - ops.clip(decoded, -1.0, 1.0)))
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y_pred is None:
             y_pred = self(x, training=training)
         features, decoded = y_pred["features"], y_pred["decoded"]
         frames = ops.cast(ops.shape(features)[0] * ops.shape(features)[1], "float32")
-        if self.likelihood == "gaussian":
-            nll = ops.sum(ops.square(features - decoded)) / (2.0 * self.gaussian_scale ** 2)
-            mse = ops.mean(ops.square(features - decoded))
-        else:
-            # Both sides floored at the power the features clip to (-1), so bins far below
-            # the normalisation range cannot dominate the ratio.
-            floor = self.frontend.power_floor
-            log_variance = ops.logaddexp(
-                self.frontend.normalize.inverse(decoded) * (np.log(10.0) / 10.0),
-                ops.full_like(decoded, float(np.log(floor))))
-            nll = ops.sum(itakura_saito_log(ops.log(y_pred["power_mel"] + floor), log_variance))
-            mse = ops.mean(ops.square(features - ops.clip(decoded, -1.0, 1.0)))
+        nll, mse = self.reconstruction_nll(features, y_pred["power_mel"], decoded)
         reconstruction = nll / frames
         kl = ops.sum(gaussian_kl(y_pred["z_mean"], y_pred["z_log_var"])) / frames
         self.reconstruction_tracker.update_state(reconstruction)
