@@ -533,8 +533,10 @@ def build_parser():
     p.add_argument("--sample-rate", type=int, help="resample the output to this rate")
     p.add_argument("--weights", help="shipped weights for a registry name (default: the "
                    "model's shipped default, e.g. travelgan -> timbre)")
-    p.add_argument("--source", help="cvae: the input's domain (default: the model's)")
-    p.add_argument("--target", help="cvae: the domain to convert to (default: the model's)")
+    p.add_argument("--source", help="the input's domain (cvae, gmm_vc, unit, unit_avb; "
+                   "default: the model's source, A)")
+    p.add_argument("--target", "--to", dest="target", help="the domain to convert to "
+                   "(cvae, unit, unit_avb: e.g. --to A converts B -> A; default: B)")
     p.add_argument("--conversion", choices=["swap", "arithmetic"],
                    help="cvae: label swap or the latent-arithmetic baseline")
     p.set_defaults(func=_cmd_convert)
