@@ -19,7 +19,8 @@ registered, with no code here. For each model, on the current Keras backend:
   length); median of ``runs`` calls after a warm-up, as x real time (audio seconds per second).
 
 References: a transcription measured in the same run where one exists (``MEASURED``: the
-raw-TensorFlow MelGAN-VC of ``bench_travelgan.py`` for ``travelgan``, when TensorFlow can be
+raw-TensorFlow MelGAN-VC of ``bench_travelgan.py`` for ``travelgan`` and the plain-Keras UNIT of
+``bench_unit.py`` for ``unit``, when TensorFlow can be
 imported; in quick mode only in the TensorFlow run), else a published figure (``PUBLISHED``,
 from REFERENCE.md), marked as not measured here.
 
@@ -52,7 +53,8 @@ from zoo.eval.metrics import real_time_factor  # noqa: E402
 #: model -> "module:function" returning references measured in this run:
 #: ``fn(recipe, model, steps=, warmup=, runs=, seconds=)`` -> {"train": (steps/s, name, note),
 #: "inference": (x real time, name, note)} (either key may be missing; {} when unavailable).
-MEASURED = {"travelgan": "benchmarks.bench_travelgan:reference_rates"}
+MEASURED = {"travelgan": "benchmarks.bench_travelgan:reference_rates",
+            "unit": "benchmarks.bench_unit:reference_rates"}
 
 #: model -> {"train" | "inference": (value in the record's unit, what it is)}: published figures.
 PUBLISHED = {

@@ -97,25 +97,25 @@ def test_generator_loss_is_the_seed_weighting():
 
 # --------------------------------------------------------------------- resume
 def test_resume_is_exact(tmp_path):
-    """2 batches + save/load + 2 batches == 4 uninterrupted batches (three objectives,
+    """1 batch + save/load + 1 batch == 2 uninterrupted batches (three objectives,
     noise in every loss: the seed state is part of the checkpoint)."""
     rng = np.random.default_rng(3)
-    a, b = (0.1 * rng.standard_normal((8, 1024)).astype("float32") for _ in range(2))
-    train = registry.load_recipe("unit_avb", tiny=True)["train"]
+    a, b = (0.1 * rng.standard_normal((4, 1024)).astype("float32") for _ in range(2))
 
-    def fresh():  # a smaller graph: three compilations on JAX
-        model = tiny("unit_avb", private_blocks=0, discriminator_scales=1,
-                     discriminator_layers=1)
-        model.compile_from_recipe(train)
+    def fresh():  # eager on TF / torch, where tracing costs more than these 4 steps; the
+        # jitted step's resume is the engine's own test (test_adversarial.py)
+        model = tiny("unit_avb")
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+                      run_eagerly=keras.backend.backend() != "jax")
         return model
 
     straight, first = fresh(), fresh()
     first.set_weights(straight.get_weights())
     straight.fit((a, b), batch_size=2, epochs=1, shuffle=False, verbose=0)
-    first.fit((a[:4], b[:4]), batch_size=2, epochs=1, shuffle=False, verbose=0)
+    first.fit((a[:2], b[:2]), batch_size=2, epochs=1, shuffle=False, verbose=0)
     first.save(tmp_path / "checkpoint.keras")
     resumed = keras.saving.load_model(tmp_path / "checkpoint.keras")
-    resumed.fit((a[4:], b[4:]), batch_size=2, epochs=1, shuffle=False, verbose=0)
+    resumed.fit((a[2:], b[2:]), batch_size=2, epochs=1, shuffle=False, verbose=0)
     for var, x, y in zip(straight.weights, straight.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=var.path)
 
