@@ -142,6 +142,14 @@ class AdversarialVAE(SpectrogramVAE, AdversarialModel):
         _, mean, log_var = self.posterior_draws(features, self.moment_samples, seed=0)
         return mean, log_var
 
+    def feature_map_input(self, features):
+        """The encoder's input for :meth:`feature_maps`: with zero noise (implicit encoder)."""
+        x = self._padded(features)
+        if self.encoder_type == "gaussian":
+            return x
+        noise = ops.zeros(tuple(ops.shape(x)[:2]) + (self.noise_dim,), dtype=x.dtype)
+        return ops.concatenate([x, noise], axis=-1)
+
     # ----------------------------------------------------------------- KL terms
     def _critic_codes(self, z, mean, log_var):
         """What the critic sees of a posterior draw: ``z`` or, with adaptive contrast,

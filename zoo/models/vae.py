@@ -140,13 +140,17 @@ class SpectrogramVAE(ZooModel):
     def feature_maps(self, features):
         """The encoder's activations (after each LeakyReLU) for normalised log-mel
         ``features`` ``[B, F, n_mels]``: learned feature maps, e.g. for style transfer."""
-        h = self.conditioned(pad_to_multiple(features, self.time_compression, value=-1.0), None)
+        h = self.feature_map_input(features)
         maps = []
         for layer in self.encoder.layers:
             h = layer(h)
             if isinstance(layer, kl.LeakyReLU):
                 maps.append(h)
         return maps
+
+    def feature_map_input(self, features):
+        """What :meth:`feature_maps` feeds the encoder's first layer."""
+        return self.conditioned(pad_to_multiple(features, self.time_compression, value=-1.0), None)
 
     def decode_features(self, z, condition=None):
         """Latents -> decoder output (normalised log-mel, or log-variance for IS)."""
