@@ -127,30 +127,36 @@ def aggregate(runs):
 
 
 def plot(runs, path):
+    """Reed share, mel distance and f0 error against steps, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = (("reed_percent", "% of clips judged reed", "target share (bar: 90 %)"),
+              ("mel_distance_converted", "mel distance to true reed", "mel distance (lower "
+               "is better)"),
+              ("f0_cents_median", "median f0 error (cents)", "f0 error (bar: 50 cents)"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for color, (name, curves) in zip(("tab:blue", "tab:red"), runs.items()):
         for i, curve in enumerate(curves.values()):
             steps = [p["step"] for p in curve]
-            axes[0].plot(steps, [p["reed_percent"] for p in curve], color=color, alpha=0.7,
-                         label=name if i == 0 else None)
-            axes[1].plot(steps, [p["mel_distance_converted"] for p in curve], color=color,
-                         alpha=0.7, label=name if i == 0 else None)
+            for ax, (key, _, _) in zip(axes, panels):
+                ax.plot(steps, [max(p[key], 1.0) if key == "f0_cents_median" else p[key]
+                                for p in curve], color=color, alpha=0.7,
+                        label=name if i == 0 else None)
         first = next(iter(curves.values()))
         axes[1].axhline(first[0]["mel_distance_unconverted"], color="gray", ls="--",
                         label="unconverted input" if color == "tab:blue" else None)
     axes[0].axhline(TARGET_SHARE, color="gray", ls=":")
-    axes[0].set(xlabel="training step", ylabel="% of clips judged reed", ylim=(-2, 102),
-                title="held-out brass -> reed: target share")
-    axes[1].set(xlabel="training step", ylabel="mel distance to true reed",
-                title="mel distance (lower is better)")
-    for ax in axes:
+    axes[0].set_ylim(-2, 102)
+    axes[2].axhline(50.0, color="gray", ls=":")
+    axes[2].set_yscale("log")
+    for ax, (_, ylabel, title) in zip(axes, panels):
+        ax.set(xlabel="training step", ylabel=ylabel, title=title)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.suptitle("held-out builtin:timbre brass -> reed, one line per seed")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -177,7 +183,11 @@ def main(argv=None):
     ap.add_argument("--set", action="append", help="recipe override section.key=value")
     results = Path(__file__).parent / "results"
     ap.add_argument("--out", default=str(results / "unit_claim.json"))
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG of --out's JSON")
     args = ap.parse_args(argv)
+    if args.replot:
+        plot(json.loads(Path(args.out).read_text())["runs"], Path(args.out).with_suffix(".png"))
+        return None
 
     overrides = parse_sets(args.set)
     ds = load_dataset("builtin:timbre", 16000, 4096, progress=False)
