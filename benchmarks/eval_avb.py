@@ -87,6 +87,10 @@ def main(argv=None):
         model = train_model(recipe, overrides, args.steps)
         seconds = time.time() - t0
         recon = batched(model.reconstruct, held_out)
+        if not np.all(np.isfinite(recon)):  # a diverged run: say so, keep the others
+            result["models"][label] = {"train_seconds": seconds, "diverged": True}
+            print(label, "diverged: non-finite reconstructions", flush=True)
+            continue
         fe = model.frontend
         feats = np.asarray(keras.ops.convert_to_numpy(fe(fe.pad_input(held_out))))
         flat = np.repeat(feats.mean(axis=1, keepdims=True), feats.shape[1], axis=1)
@@ -123,6 +127,9 @@ def main(argv=None):
     print(f"{'model':<14}{'mel dist':>9}{'baseline':>9}{'GL ceil':>9}{'Frechet':>9}{'KL est':>8}"
           f"{'KL exact':>9}")
     for label, r in result["models"].items():
+        if r.get("diverged"):
+            print(f"{label:<14}diverged")
+            continue
         print(f"{label:<14}{r['mel_distance']:9.3f}{r['mel_distance_time_averaged_baseline']:9.3f}"
               f"{r['mel_distance_inversion_of_true_features']:9.3f}"
               f"{r['frechet_prior_samples']:9.2f}"
