@@ -232,11 +232,6 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
                             training=training)
         return out[:, :frames]
 
-    def convert_batch(self, waveforms, source=None, target=None, **options):
-        """numpy ``[B, samples]`` -> converted (A -> B unless ``source`` / ``target`` say
-        otherwise: domain names or "A" / "B"; equal ones reconstruct)."""
-        return super().convert_batch(waveforms, source=source, target=target, **options)
-
     def reconstruct(self, waveform, domain="A"):
         """Waveforms of ``domain`` through its own encoder and generator (any length)."""
         return self.convert(waveform, source=domain, target=domain)
