@@ -108,38 +108,46 @@ def _load_wave(path, model):
 
 def _cmd_reconstruct(args):
     import keras
-    import numpy as np
 
     import zoo
-    from zoo.data import write_audio
-
     from zoo.engine import Capability
 
     model = zoo.load(args.model)
     model.require(Capability.RECONSTRUCT)
-    wave = _load_wave(args.input, model)
-    out = keras.ops.convert_to_numpy(model.reconstruct(wave[None]))[0]
-    write_audio(args.output, np.clip(out, -1.0, 1.0), model.sample_rate)
-    print(f"wrote {args.output} ({len(out) / model.sample_rate:.2f} s)")
+
+    def reconstruct(wave):
+        return keras.ops.convert_to_numpy(model.reconstruct(wave[None]))[0]
+
+    _process_file(args, reconstruct, model.sample_rate, model.sample_rate)
+
+
+def _process_file(args, process, sample_rate, output_rate):
+    """Stream ``args.input`` through ``process`` into ``args.output`` in blocks of
+    ``args.block_seconds`` (constant memory for any length)."""
+    from zoo.data.streaming import process_file
+
+    seconds = process_file(args.input, args.output, process, sample_rate,
+                           output_rate=output_rate, block_seconds=args.block_seconds,
+                           progress=sys.stderr.isatty())
+    print(f"wrote {args.output} ({seconds:.2f} s at {output_rate} Hz)")
 
 
 def _cmd_convert(args):
-    import numpy as np
-
-    from zoo.data import write_audio
     from zoo.engine import Capability
     from zoo.registry import load_for_use
 
     # A bare model name converts with its shipped weights (an untrained model cannot).
     model, _ = load_for_use(args.model, args.weights)
     model.require(Capability.CONVERT, "convert audio between domains")
-    wave = _load_wave(args.input, model)
-    rate = args.sample_rate or model.sample_rate
     options = {k: v for k, v in (("source", args.source), ("target", args.target),
                                   ("conversion", args.conversion)) if v}
-    out = model.convert(wave, output_rate=rate, **options)
-    write_audio(args.output, np.clip(out, -1.0, 1.0), rate)
-    print(f"wrote {args.output} ({len(out) / rate:.2f} s at {rate} Hz)")
+    if hasattr(model, "conversion_pair"):  # bad domain names fail before any decoding
+        model.conversion_pair(options.get("source"), options.get("target"))
+
+    def convert(wave):
+        return model.convert(wave, **options)
+
+    _process_file(args, convert, model.sample_rate, args.sample_rate or model.sample_rate)
 
 
 def _cmd_sample(args):
@@ -524,6 +532,9 @@ def build_parser():
     p.add_argument("model", help="run folder, .keras file or registry name")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--block-seconds", type=float, default=60.0,
+                   help="process long files in blocks of this many seconds, crossfaded "
+                   "over 2 s (memory does not grow with the file's length)")
     p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("convert", help="convert an audio file to the target domain (any length)")
@@ -539,6 +550,9 @@ def build_parser():
                    "(cvae, unit, unit_avb: e.g. --to A converts B -> A; default: B)")
     p.add_argument("--conversion", choices=["swap", "arithmetic"],
                    help="cvae: label swap or the latent-arithmetic baseline")
+    p.add_argument("--block-seconds", type=float, default=60.0,
+                   help="process long files in blocks of this many seconds, crossfaded "
+                   "over 2 s (memory does not grow with the file's length)")
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("sample", help="draw audio from a VAE's prior or a trained pixelcnn")

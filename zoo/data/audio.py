@@ -29,11 +29,20 @@ PEAK_LEVEL = 0.95
 SILENCE_THRESHOLD = 1e-4
 
 
-def _error(path, kind, problem):
+def audio_error(path, kind, problem):
     """An :class:`AudioFileError` with ``path``, ``kind`` and ``problem`` attributes."""
     err = AudioFileError(f"{path}: {problem}")
     err.path, err.kind, err.problem = str(path), kind, problem
     return err
+
+
+def check_audio_path(path):
+    """Raise :class:`AudioFileError` when ``path`` is missing or has 0 bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise audio_error(path, "missing", "no such file")
+    if path.stat().st_size == 0:
+        raise audio_error(path, "empty", "empty file (0 bytes)")
 
 
 def is_audio_file(path):
@@ -117,28 +126,25 @@ def load_audio(path, sample_rate, *, normalize=False):
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
-        raise _error(path, "missing", "no such file")
-    if path.stat().st_size == 0:
-        raise _error(path, "empty", "empty file (0 bytes)")
+    check_audio_path(path)
     try:
         data, orig_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile errors come in several classes
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         data = _read_with_tfio(path)
         if data is None:
-            raise _error(path, "unreadable", f"unreadable audio ({reason})") from None
+            raise audio_error(path, "unreadable", f"unreadable audio ({reason})") from None
         data, orig_sr = data
     if data.shape[0] == 0:
-        raise _error(path, "empty", "empty (no audio frames)")
+        raise audio_error(path, "empty", "empty (no audio frames)")
     if not np.all(np.isfinite(data)):
-        raise _error(path, "non-finite", "contains NaN or infinite samples")
+        raise audio_error(path, "non-finite", "contains NaN or infinite samples")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     y = resample(mono, orig_sr, sample_rate)
     if normalize:
         peak = float(np.max(np.abs(y))) if y.size else 0.0
         if peak < SILENCE_THRESHOLD:
-            raise _error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
+            raise audio_error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
         y = y * np.float32(PEAK_LEVEL / peak)
     return np.ascontiguousarray(y, dtype=np.float32)
 

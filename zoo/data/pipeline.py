@@ -35,7 +35,7 @@ from zoo.data.audio import (
     PEAK_LEVEL,
     SILENCE_THRESHOLD,
     AUDIO_EXTENSIONS,
-    _error,
+    audio_error,
     is_audio_file,
     load_audio,
 )
@@ -156,7 +156,7 @@ def _decode_file(path, sample_rate):
     y = load_audio(path, sample_rate)
     peak = float(np.max(np.abs(y)))
     if peak < SILENCE_THRESHOLD:
-        raise _error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
+        raise audio_error(path, "silent", f"silent (peak {peak:.1e}, below {SILENCE_THRESHOLD:g})")
     return (y * np.float32(PEAK_LEVEL / peak)).astype("<f4")
 
 

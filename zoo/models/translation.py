@@ -112,6 +112,35 @@ class TranslationModel(ZooModel):
             y = np.stack([resample(row, self.sample_rate, rate_out) for row in y])
         return y[0] if single else y
 
+    def convert_file(self, source, destination, output_rate=None, block_seconds=60.0,
+                     progress=True, **options):
+        """Convert an audio file of any length in constant memory.
+
+        The file is read, converted and written in crossfaded blocks of
+        ``block_seconds`` (:func:`zoo.data.streaming.process_file`), so a two-hour
+        recording needs no more memory than a two-minute one.
+
+        Args:
+            source: input audio file (any rate, channels averaged).
+            destination: output WAV (written atomically).
+            output_rate: its rate (default: the model's).
+            block_seconds: block length (memory grows with it, not with the file).
+            progress: show a progress bar.
+            **options: as for :meth:`convert` (``source`` is ``domain`` here:
+                pass ``target=``, or ``source_domain=`` for the input's domain).
+
+        Returns:
+            Seconds of audio written.
+        """
+        from zoo.data.streaming import process_file
+
+        if "source_domain" in options:
+            options["source"] = options.pop("source_domain")
+        self.conversion_pair(options.get("source"), options.get("target"))
+        return process_file(source, destination, lambda w: self.convert(w, **options),
+                            self.sample_rate, output_rate=output_rate,
+                            block_seconds=block_seconds, progress=progress)
+
     def convert_batch(self, waveforms, **options):
         """numpy ``[batch, samples]`` at ``sample_rate`` -> converted, same shape."""
         raise NotImplementedError(f"{type(self).__name__} must define convert_batch")
