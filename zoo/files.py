@@ -92,6 +92,27 @@ def atomic_save_model(model, path):
     return path
 
 
+def remove_temporaries(folder):
+    """Delete what killed atomic writes left in ``folder`` and below (hidden
+    ``.<name>.*.tmp`` / ``.<name>.*.tmp.keras`` files, ``.<name>.tmp*`` folders).
+
+    Only for a folder no other process is writing (a run being resumed).
+
+    Returns:
+        The number of entries removed.
+    """
+    removed = 0
+    for stale in sorted(Path(folder).rglob(".*.tmp*"), reverse=True):
+        if not stale.exists():
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 @contextmanager
 def atomic_folder(out_dir, replace=True):
     """Build a folder in a temporary sibling; it becomes ``out_dir`` on success.

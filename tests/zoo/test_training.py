@@ -164,3 +164,38 @@ def test_resume_of_a_complete_run_finishes_and_a_stale_state_is_caught(tmp_path,
     assert "no state.json (killed while checkpointing); the checkpoint holds step 6" in (
         capsys.readouterr().out)
     assert again.step == 8 and json.loads((run / "state.json").read_text())["step"] == 8
+
+
+def test_sigkill_at_any_write_resumes_to_the_uninterrupted_result(tmp_path, capsys):
+    """A real training process is SIGKILLed three times (while writing a checkpoint,
+    between checkpoint.keras and state.json, before the final model.keras), resumed
+    after each kill, and ends with the weights of a run that was never interrupted,
+    a model.keras that loads in safe mode, and no temporary files left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    args = ["--steps", "6", "--out", str(run), "--set", "train.checkpoint_every=2",
+            "--set", "train.validation_steps=1", "--set", "train.num_samples=0"]
+    helper = Path(__file__).with_name("_killed_training.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for point, command in [("before:checkpoint.keras#2", ["train", "ae", "--tiny"]),
+                           ("after:checkpoint.keras#1", ["train", "--resume"]),
+                           ("before:model.keras#1", ["train", "--resume"])]:
+        proc = subprocess.run([sys.executable, str(helper), point, *command, *args],
+                              env=env, capture_output=True, text=True)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-3000:])
+        assert not (run / "model.keras").exists()
+    done = train(out=run, resume=True, steps=6, verbose=1, samples=False)
+    assert "is complete (step 6)" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    straight = train("ae", tiny=True, steps=6, out=tmp_path / "straight", verbose=0,
+                     samples=False, overrides={"train": {"checkpoint_every": 2,
+                                                         "validation_steps": 1}})
+    reloaded = registry.load_saved(run)  # model.keras, Keras safe mode
+    for a, b, c in zip(weights(straight.model), weights(done.model), weights(reloaded)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(c, b)

@@ -23,7 +23,7 @@ import keras
 from zoo import registry
 from zoo.engine import Capability, Fitting, TrainingContext, backend
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.files import atomic_save_model, atomic_write_text
+from zoo.files import atomic_save_model, atomic_write_text, remove_temporaries
 from zoo.training.callbacks import AudioSamples, HistoryCSV, RunCheckpoint
 from zoo.training.checkpoint import read_state
 
@@ -178,6 +178,7 @@ def _train(name=None, data=None, *, steps=None, epochs=None, batch_size=None, ou
         run_dir = Path(out)
         if not (run_dir / registry.RUN_CHECKPOINT).is_file():
             raise ZooError(f"{run_dir}: nothing to resume (no checkpoint.keras)")
+        remove_temporaries(run_dir)  # half-written files of a killed process
         state = read_state(run_dir) or {}  # missing if a kill fell before its first write
         recipe = registry.run_recipe(run_dir)
         recipe = registry.with_overrides(registry.validate_recipe(recipe), overrides,
