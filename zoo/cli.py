@@ -109,10 +109,11 @@ def _load_wave(path, model):
 def _cmd_reconstruct(args):
     import keras
 
-    import zoo
     from zoo.engine import Capability
+    from zoo.registry import load_for_use
 
-    model = zoo.load(args.model)
+    # A bare model name reconstructs with its shipped weights (vae -> instruments).
+    model, _ = load_for_use(args.model, args.weights)
     model.require(Capability.RECONSTRUCT)
 
     def reconstruct(wave):
@@ -154,12 +155,11 @@ def _cmd_sample(args):
     import keras
     import numpy as np
 
-    import zoo
     from zoo.data import write_audio
-
     from zoo.engine import Capability
+    from zoo.registry import load_for_use
 
-    model = zoo.load(args.model)
+    model, _ = load_for_use(args.model, args.weights)  # a bare name: its shipped weights
     model.require(Capability.SAMPLE, "sample from a prior")
     n = int(args.seconds * model.sample_rate)
     options = {}
@@ -532,6 +532,8 @@ def build_parser():
     p.add_argument("model", help="run folder, .keras file or registry name")
     p.add_argument("input")
     p.add_argument("output")
+    p.add_argument("--weights", help="shipped weights for a registry name (default: the "
+                   "model's shipped default, e.g. vae -> instruments)")
     p.add_argument("--block-seconds", type=float, default=60.0,
                    help="process long files in blocks of this many seconds, crossfaded "
                    "over 2 s (memory does not grow with the file's length)")
@@ -556,7 +558,9 @@ def build_parser():
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("sample", help="draw audio from a VAE's prior or a trained pixelcnn")
-    p.add_argument("model")
+    p.add_argument("model", help="run folder, .keras file or registry name")
+    p.add_argument("--weights", help="shipped weights for a registry name (default: the "
+                   "model's shipped default, e.g. vae -> instruments)")
     p.add_argument("output", help="output .wav (numbered when --num > 1)")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--num", type=int, default=1)

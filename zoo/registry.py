@@ -42,7 +42,7 @@ _MODELS = {
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
-DEFAULT_WEIGHTS = {"travelgan": "timbre"}
+DEFAULT_WEIGHTS = {"travelgan": "timbre", "vae": "instruments"}
 
 
 def register(name, target):
