@@ -55,7 +55,9 @@ def test_tensorflow_only_process_serves_same_outputs(exported, tmp_path):
          str(tmp_path / "enc.npy"), str(tmp_path / "fwd.npy"), str(model.latent_dim)],
         capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "(1, 1408) (1, 100)" in proc.stdout  # decode: (3 latents * 4 - 1) frames * hop 128
+    # decode: (3 latents * frames per latent - 1) frames * hop samples
+    length = (3 * model.time_compression - 1) * model.frontend.hop_length
+    assert f"(1, {length}) (1, 100)" in proc.stdout
     served_z = np.load(tmp_path / "enc.npy")
     served_y = np.load(tmp_path / "fwd.npy")
     np.testing.assert_allclose(served_z, keras.ops.convert_to_numpy(model.encode(x)), atol=1e-4)
