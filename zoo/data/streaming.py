@@ -31,9 +31,9 @@ READ_FRAMES = 1 << 16
 
 
 def _file_pieces(path, sample_rate):
-    """Yield float32 mono pieces of ``path`` resampled to ``sample_rate``, and
-    return (via ``StopIteration.value``) nothing; the first item is the number of
-    samples to expect at ``sample_rate`` (an estimate used for the progress bar)."""
+    """Generator: first the number of samples to expect at ``sample_rate`` (an
+    estimate, for the progress bar), then float32 mono pieces of ``path`` resampled to
+    ``sample_rate``, in order."""
     import soundfile as sf
     import soxr
 
