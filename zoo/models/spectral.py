@@ -109,8 +109,13 @@ class SpectralFrontEnd(keras.layers.Layer):
     def to_waveform_of_length(self, features, length):
         """Normalised log-mel features -> waveforms of exactly ``length`` samples (inverted
         at least one FFT window long, then cut: inputs are padded so for analysis)."""
-        n = (max(length, self.n_fft) if isinstance(length, int)
-             else ops.maximum(length, self.n_fft))
+        if isinstance(length, int):
+            n = max(length, self.n_fft)
+            # the frames of n samples: features of a shorter signal get silent frames
+            frames = self.num_frames(n)
+            features = pad_to_length(features, frames, value=-1.0)[:, :frames]
+        else:
+            n = ops.maximum(length, self.n_fft)
         return self.to_waveform(features, length=n)[:, :length]
 
     def num_frames(self, num_samples):

@@ -178,9 +178,10 @@ class SpectrogramVAE(ZooModel):
         ``(frames - 1) * hop_length``.
         """
         decoded = self.decode_features(z)
-        if length is not None:
-            decoded = decoded[:, : self.frontend.num_frames(length)]
-        return self.output_to_waveform(decoded, length)
+        if length is None:
+            return self.output_to_waveform(decoded)
+        # at least one FFT window is inverted, then cut (lengths below n_fft / 2 too)
+        return self.waveform_of_length(decoded[:, : self.frontend.num_frames(length)], length)
 
     def output_to_waveform(self, decoded, length=None):
         return self.frontend.to_waveform(decoded, length)

@@ -385,11 +385,8 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
         if length is None:
             return self.frontend.to_waveform(decoded)
         # the frames of the input as `reconstruct` pads it (at least one FFT window);
-        # codes for fewer frames end in silence (-1)
-        frames = self.frontend.num_frames(max(int(length), self.frontend.n_fft))
-        missing = max(0, frames - int(decoded.shape[1]))
-        decoded = ops.pad(decoded, [[0, 0], [0, missing], [0, 0]], constant_values=-1.0)
-        return self.frontend.to_waveform_of_length(decoded[:, :frames], length)
+        # codes for fewer frames end in silence
+        return self.frontend.to_waveform_of_length(decoded, int(length))
 
     @inference
     def reconstruct(self, waveform, levels=None):
