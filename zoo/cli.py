@@ -112,6 +112,7 @@ def _cmd_reconstruct(args):
     from zoo.engine import Capability
     from zoo.registry import load_for_use
 
+    _check_block_seconds(args)
     # A bare model name reconstructs with its shipped weights (vae -> instruments).
     model, _ = load_for_use(args.model, args.weights)
     model.require(Capability.RECONSTRUCT)
@@ -120,6 +121,11 @@ def _cmd_reconstruct(args):
         return keras.ops.convert_to_numpy(model.reconstruct(wave[None]))[0]
 
     _process_file(args, reconstruct, model.sample_rate, model.sample_rate)
+
+
+def _check_block_seconds(args):
+    if not args.block_seconds >= 0.01:  # also NaN
+        raise ZooError(f"--block-seconds must be at least 0.01, got {args.block_seconds}")
 
 
 def _process_file(args, process, sample_rate, output_rate):
@@ -137,6 +143,7 @@ def _cmd_convert(args):
     from zoo.engine import Capability
     from zoo.registry import load_for_use
 
+    _check_block_seconds(args)
     # A bare model name converts with its shipped weights (an untrained model cannot).
     model, _ = load_for_use(args.model, args.weights)
     model.require(Capability.CONVERT, "convert audio between domains")

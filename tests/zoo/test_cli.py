@@ -59,6 +59,7 @@ def test_train_reconstruct_sample_export(tmp_path, capsys):
     (["train", "no_such_model"], "unknown recipe"),
     (["train", "vae", "--set", "oops"], "SECTION.KEY=VALUE"),
     (["reconstruct", "vae", "/no/such/file.wav", "/tmp/x.wav"], "/no/such/file.wav"),
+    (["convert", "travelgan", "in.wav", "o.wav", "--block-seconds", "0"], "--block-seconds"),
     (["info", "/no/such/run.keras"], "not found"),
     (["export", "/no/such/run", "--to", "/tmp/zoo-x"], "not found"),
     (["train", "--resume", "--out", "/no/such/run"], "nothing to resume"),
