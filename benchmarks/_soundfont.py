@@ -19,6 +19,11 @@ SOUNDFONTS = {
     "fluidr3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
 }
 
+#: The soundfonts' licences (for shipped models' metadata).
+LICENCES = {"musescore": "MuseScore General soundfont: MIT",
+            "timgm6mb": "TimGM6mb soundfont: GPL-2",
+            "fluidr3": "FluidR3_GM soundfont: MIT"}
+
 #: Instrument name -> General-MIDI program (0-based). Four sustained, four decaying.
 INSTRUMENTS = {
     "trumpet": 56, "clarinet": 71, "violin": 40, "flute": 73,
@@ -119,6 +124,42 @@ def render_mix(fonts, sample_rate=16000, num_melodies=40, seed=0):
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(wav)
     return mix
+
+
+def render_pair(fonts, source, target, names=("brass", "reed"), sample_rate=16000,
+                num_melodies=40, seed=0):
+    """Two instruments as a two-domain data folder for the translation models.
+
+    ``names[0]/`` links to the ``source`` instrument's renders and ``names[1]/`` to
+    the ``target``'s (the folders sort in that order, so the model's A -> B is source ->
+    target), one ``<font>_mel_NNN.wav`` per melody and soundfont in ``fonts``. Same
+    melody, same file name in both domains: the true target of a conversion is the
+    file of the same name in ``names[1]/``.
+    """
+    from zoo.data.cache import cache_root
+
+    fonts = [fonts] if isinstance(fonts, str) else list(fonts)
+    if sorted(names) != list(names):
+        raise ValueError(f"names must sort source first, got {names!r}")
+    pair = Path(cache_root()) / "soundfont" / (
+        f"{'+'.join(fonts)}-{source}-{target}-{sample_rate}-s{seed}-n{num_melodies}")
+    for font in fonts:
+        folder = render_set(font, sample_rate, instruments=[source, target],
+                            num_melodies=num_melodies, seed=seed)
+        for instrument, name in zip((source, target), names):
+            for mel in sorted(timbre_names(num_melodies, seed)):
+                link = pair / name / f"{font}_{mel}.wav"
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to(folder / instrument / f"{mel}.wav")
+    return pair
+
+
+def timbre_names(num_melodies=40, seed=0):
+    """File stems of :func:`render_set`'s melodies."""
+    from zoo.data import timbre_melodies
+
+    return list(timbre_melodies(num_melodies, seed=seed))
 
 
 def _cut(src, dst, sample_rate, start, seconds):

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._soundfont import render_mix, render_set  # noqa: E402
+from benchmarks._soundfont import LICENCES, render_mix, render_set  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -187,10 +187,7 @@ def ship(model, name, record):
         "dataset": (f"the 40 builtin:timbre melodies (seed 0) rendered with fluidsynth by 8 "
                     f"General-MIDI instruments of the {record['font']} soundfont "
                     "(benchmarks/_soundfont.py); 10 % of melodies held out"),
-        "dataset_licence": "; ".join({"musescore": "MuseScore General soundfont: MIT",
-                                      "timgm6mb": "TimGM6mb soundfont: GPL-2",
-                                      "fluidr3": "FluidR3_GM soundfont: MIT"}[f]
-                                     for f in record["font"].split("+")),
+        "dataset_licence": "; ".join(LICENCES[f] for f in record["font"].split("+")),
         "figures": figures,
         "figures_meaning": ("mean over held-out melodies of zoo.eval.mel_distance of "
                             "reconstruct(x) to x ('vae'), of each clip's time-averaged log-mel "

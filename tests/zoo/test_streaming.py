@@ -97,3 +97,29 @@ def test_bad_arguments_and_failures_keep_the_destination(tmp_path):
         process_file(tmp_path / "in.wav", tmp_path / "o.wav", fails, 8000, progress=False)
     assert (tmp_path / "o.wav").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "o.wav"]
+
+
+def test_outputs_past_4_gib_are_rf64_and_read_back(tmp_path, monkeypatch):
+    """A plain WAV header holds 32-bit sizes: 2 h of 16 kHz PCM-16 (230 MB) stays WAV,
+    20 h of 48 kHz float (13.8 GB) must be RF64. With the limit lowered, a real write
+    takes the RF64 path and reads back sample for sample."""
+    from zoo.data import audio
+
+    assert audio.wav_format(2 * 3600 * 16000, "PCM_16") == "WAV"
+    assert audio.wav_format(20 * 3600 * 48000, "FLOAT") == "RF64"
+    assert audio.wav_format(2 ** 31, "PCM_16") == "RF64"  # 4 GiB of data exactly
+    assert audio.wav_format(2 ** 30, "PCM_16", channels=2) == "RF64"
+    monkeypatch.setattr(audio, "WAV_LIMIT_BYTES", 1000)
+    x = np.sin(np.arange(4000) * 0.05).astype(np.float32) * 0.5
+    sf.write(tmp_path / "in.wav", x, 8000, subtype="FLOAT")
+    process_file(tmp_path / "in.wav", tmp_path / "out.wav", lambda w: w, 8000,
+                 block_seconds=0.2, progress=False, subtype="FLOAT")
+    assert sf.info(str(tmp_path / "out.wav")).format == "RF64"
+    y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 8000
+    np.testing.assert_allclose(y, x, atol=1e-6)
+    # write_audio takes the same path for in-memory results
+    audio.write_audio(tmp_path / "mem.wav", np.stack([x, x], 1), 8000, subtype="FLOAT")
+    assert sf.info(str(tmp_path / "mem.wav")).format == "RF64"
+    np.testing.assert_allclose(sf.read(tmp_path / "mem.wav", dtype="float32")[0][:, 1], x,
+                               atol=1e-6)

@@ -160,8 +160,25 @@ def _read_with_tfio(path):
     return (data if data.ndim == 2 else data[:, None]), rate
 
 
+#: Bytes per sample of the WAV subtypes the writers here and in ``zoo.data.streaming``.
+_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+#: Largest data chunk a plain RIFF/WAV header can describe (its sizes are 32-bit).
+WAV_LIMIT_BYTES = 2 ** 32 - 1 - 1024
+
+
+def wav_format(frames, subtype="PCM_16", channels=1):
+    """``"WAV"``, or ``"RF64"`` when ``frames`` of ``subtype`` exceed a 32-bit RIFF size.
+
+    RF64 (EBU Tech 3306) is WAV with 64-bit sizes; libsndfile, ffmpeg, sox and every DAW
+    read it. Files that fit stay plain WAV, which every reader knows.
+    """
+    size = int(frames) * int(channels) * _SAMPLE_BYTES.get(str(subtype).upper(), 4)
+    return "RF64" if size > WAV_LIMIT_BYTES else "WAV"
+
+
 def write_audio(path, waveform, sample_rate, *, subtype="PCM_16"):
-    """Writes a WAV file atomically, creating parent folders.
+    """Writes a WAV file atomically, creating parent folders (RF64 past 4 GiB).
 
     Args:
         path: destination file.
@@ -182,5 +199,6 @@ def write_audio(path, waveform, sample_rate, *, subtype="PCM_16"):
         y = np.clip(y, -1.0, 1.0)
     return atomic_write_bytes(
         path,
-        lambda tmp: sf.write(tmp, y, int(sample_rate), subtype=subtype, format="WAV"),
+        lambda tmp: sf.write(tmp, y, int(sample_rate), subtype=subtype,
+                             format=wav_format(len(y), subtype, y.shape[1] if y.ndim == 2 else 1)),
     )

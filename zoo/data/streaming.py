@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import audio
 from zoo.data.audio import audio_error, check_audio_path, load_audio
 from zoo.errors import ZooError
 from zoo.files import atomic_write_bytes
@@ -145,7 +146,8 @@ def process_file(source, destination, process, sample_rate, output_rate=None,
     Args:
         source: input file (anything ``soundfile`` reads; other formats are decoded
             in memory).
-        destination: output WAV, written atomically (replaced only when complete).
+        destination: output WAV, written atomically (replaced only when complete);
+            RF64 when it would pass 4 GiB (:func:`zoo.data.audio.wav_format`).
         process: ``[samples] -> [samples]`` at ``sample_rate`` (e.g. ``model.convert``).
         sample_rate: the rate ``process`` works at.
         output_rate: rate of the output file (default ``sample_rate``).
@@ -192,8 +194,9 @@ def process_file(source, destination, process, sample_rate, output_rate=None,
         stream = (soxr.ResampleStream(sample_rate, output_rate, 1, dtype="float32", quality="HQ")
                   if output_rate != sample_rate else None)
         done = 0
+        frames = int(np.ceil(expected * output_rate / sample_rate)) + output_rate
         with sf.SoundFile(tmp, "w", samplerate=output_rate, channels=1, subtype=subtype,
-                          format="WAV") as out:
+                          format=audio.wav_format(frames, subtype)) as out:
             def emit(y, last=False):
                 if stream is not None:
                     y = stream.resample_chunk(np.ascontiguousarray(y, np.float32), last=last)
