@@ -7,8 +7,11 @@ Windows). Checkpoints, exports, caches, reports and the built-in datasets all wr
 through these helpers; new files get the permissions the user's umask allows, as
 ``open()`` would give them (``tempfile`` alone would make them private).
 """
+import ctypes
+import errno
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,6 +137,7 @@ def atomic_folder(out_dir, replace=True):
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _restore_old(out_dir)
     if replace:
         for stale in out_dir.parent.glob(f".{out_dir.name}.tmp*"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -155,8 +159,18 @@ def atomic_folder(out_dir, replace=True):
 
 
 def replace_folder(src, dst):
-    """Move folder ``src`` to ``dst``; an existing ``dst`` is kept until the move succeeded."""
+    """Move folder ``src`` to ``dst``; an existing ``dst`` is kept until the move succeeded.
+
+    On Linux the two folders are swapped in one atomic step (``renameat2`` with
+    ``RENAME_EXCHANGE``), so ``dst`` is a complete folder at every moment, even under
+    SIGKILL. Elsewhere the old ``dst`` is first moved to ``.<name>.old``; a kill between
+    the two renames leaves it there, and the next :func:`atomic_folder` on ``dst`` puts
+    it back before anything else.
+    """
     src, dst = Path(src), Path(dst)
+    if dst.exists() and exchange_paths(src, dst):
+        shutil.rmtree(src, ignore_errors=True)  # now holds the old folder
+        return
     old = None
     if dst.exists():
         old = dst.with_name(f".{dst.name}.old")
@@ -165,3 +179,33 @@ def replace_folder(src, dst):
     os.replace(src, dst)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore_old(out_dir):
+    """Undo a kill between :func:`replace_folder`'s two renames (no ``out_dir``, an old copy)."""
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    if old.is_dir() and not out_dir.exists():
+        os.replace(old, out_dir)
+
+
+def exchange_paths(a, b):
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False, having changed nothing, where the platform, C library or file
+    system cannot; raises ``OSError`` for any other failure.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a))

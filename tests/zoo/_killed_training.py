@@ -1,10 +1,11 @@
-"""Run by test_training.py in a fresh process: the ``zoo`` command line, SIGKILLed at a
-named point of its file writes.
+"""Run by test_training.py and test_export.py in a fresh process: the ``zoo`` command
+line, SIGKILLed at a named point of its file writes.
 
 Usage: ``python _killed_training.py WHEN:NAME#N zoo-arguments...`` kills the process
-just ``before`` or just ``after`` the N-th atomic replace (``os.replace``) of a file
-called NAME (``checkpoint.keras``, ``state.json``, ``model.keras``): the moments a
-real kill is most harmful, made deterministic.
+just ``before`` or just ``after`` the N-th write of a file called NAME
+(``checkpoint.keras``, ``state.json``, ``model.keras``), by an atomic replace
+(``os.replace``) or by ``keras.Model.save`` (exports): the moments a real kill is
+most harmful, made deterministic.
 """
 import os
 import signal
@@ -18,19 +19,29 @@ assert when in ("before", "after"), point
 _replace, _seen = os.replace, [0]
 
 
-def _killing_replace(src, dst, *args, **kwargs):
-    hit = False
-    if Path(dst).name == name:
-        _seen[0] += 1
-        hit = _seen[0] == int(nth)
-    if hit and when == "before":
-        os.kill(os.getpid(), signal.SIGKILL)
-    _replace(src, dst, *args, **kwargs)
-    if hit:
-        os.kill(os.getpid(), signal.SIGKILL)
+def _is_hit(path):
+    if Path(path).name != name:
+        return False
+    _seen[0] += 1
+    return _seen[0] == int(nth)
 
 
-os.replace = _killing_replace
+def _killing(write):
+    def wrapped(first, path, *args, **kwargs):
+        hit = _is_hit(path)
+        if hit and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        write(first, path, *args, **kwargs)
+        if hit:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return wrapped
+
+
+os.replace = _killing(_replace)
+
+import keras  # noqa: E402
+
+keras.Model.save = _killing(keras.Model.save)
 
 from zoo.cli import main  # noqa: E402
 

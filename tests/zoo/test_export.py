@@ -69,10 +69,24 @@ def test_tensorflow_only_process_serves_same_outputs(exported, tmp_path):
 
 
 def test_export_replaces_existing_folder_atomically(exported, tmp_path):
-    model, _ = exported
+    """A real ``zoo export`` SIGKILLed mid-write leaves the old folder as it was; the
+    next export replaces it and removes the killed one's temporary folder."""
+    import os
+    import signal
+    from pathlib import Path
+
+    model, out = exported
     target = tmp_path / "target"
     target.mkdir()
     (target / "old.txt").write_text("old")
+    helper = Path(__file__).with_name("_killed_training.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, str(helper), "after:model.keras#1", "export",
+                           str(out / "model.keras"), "--to", str(target)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert [p.name.startswith(".target.tmp") for p in tmp_path.glob(".target*")] == [True]
     export(model, target, verbose=False)
     assert not (target / "old.txt").exists() and (target / "saved_model").is_dir()
     assert not list(tmp_path.glob(".target*"))  # no temporary folders left behind

@@ -55,3 +55,47 @@ def test_atomic_folder_without_replace_keeps_a_concurrent_winner(tmp_path):
         (tmp / "v").write_text("second")
     assert (tmp_path / "data" / "v").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_exchange_paths_swaps_two_folders_or_changes_nothing(tmp_path):
+    from zoo.files import exchange_paths
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "v").write_text(name)
+    swapped = exchange_paths(tmp_path / "a", tmp_path / "b")
+    expected = {"a": "b", "b": "a"} if swapped else {"a": "a", "b": "b"}
+    assert {n: (tmp_path / n / "v").read_text() for n in "ab"} == expected
+    if swapped:  # where it is supported, a real failure is an error, not "unsupported"
+        with pytest.raises(OSError):
+            exchange_paths(tmp_path / "missing", tmp_path / "a")
+
+
+def test_a_kill_between_the_fallback_renames_loses_no_export(tmp_path, monkeypatch):
+    """Without an atomic swap the old folder is moved aside first; killed right
+    then, the next write puts it back before it starts (and keeps it on failure)."""
+    import zoo.files as files
+
+    with atomic_folder(tmp_path / "export") as tmp:
+        (tmp / "v").write_text("1")
+    monkeypatch.setattr(files, "exchange_paths", lambda a, b: False)
+    real_replace, calls = os.replace, []
+
+    def killed_after_first_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("SIGKILL")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", killed_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_folder(tmp_path / "export") as tmp:
+            (tmp / "v").write_text("2")
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert not (tmp_path / "export").exists()
+    assert (tmp_path / ".export.old" / "v").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "export") as tmp:
+            raise RuntimeError("this write fails too")
+    assert (tmp_path / "export" / "v").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
