@@ -12,12 +12,15 @@ from zoo.data import TIMBRE_DOMAINS, builtin_path, load_dataset, render_timbre, 
 from zoo.data import timbre_melodies
 from zoo.data.builtin import (
     BUILTIN_SAMPLE_RATE,
+    ENSEMBLE_DOMAINS,
+    ENSEMBLE_MELODIES,
     TIMBRE_MIDI_RANGE,
     TIMBRE_TAIL,
     VOWEL_SWEEPS,
     formant_bandwidth,
     midi_to_hz,
     parse_notes,
+    room_reverb,
     vowel_table,
 )
 from zoo.errors import ZooError
@@ -149,6 +152,73 @@ def test_render_timbre_reproduces_the_files(cache):
             np.testing.assert_allclose(stored, y, atol=1.5 / 32768)
     with pytest.raises(ValueError, match="unknown timbre domain"):
         render_timbre([(60, 0.5)], "kazoo")
+
+
+# --------------------------------------------------------------------------- ensemble
+
+
+def test_ensemble_is_parallel_and_in_tune(cache):
+    """Six instruments, the same melodies under the same names, each following the
+    written pitch (librosa's pyin) through vibrato, velocity and reverb."""
+    ds = load_dataset("builtin:ensemble", SR, 16384, cache_dir=cache, progress=False)
+    assert ds.domains == sorted(ENSEMBLE_DOMAINS) and set(TIMBRE_DOMAINS) < set(ds.domains)
+    names = {d: sorted(f.split("/")[1] for f in ds.files("all", domain=d)) for d in ds.domains}
+    assert all(n == names["brass"] for n in names.values())
+    assert len(names["brass"]) == ENSEMBLE_MELODIES
+    melodies = timbre_melodies()
+    notes = melodies["mel_004"]
+    for domain in ENSEMBLE_DOMAINS:
+        y = ds.waveform(f"{domain}/mel_004.wav")
+        assert parse_notes(ds.labels[f"{domain}/mel_004.wav"]["notes"]) == notes
+        f0, voiced, _ = librosa.pyin(y, fmin=110, fmax=720, sr=SR, frame_length=2048,
+                                     hop_length=512)
+        times = librosa.frames_to_time(np.arange(len(f0)), sr=SR, hop_length=512)
+        want, steady = _expected_pitch(notes, times)
+        m = steady & voiced
+        assert m.sum() > 0.5 * steady.sum(), domain
+        assert (_cents(f0[m], want[m]) < 50).mean() > 0.8, domain
+
+
+def test_ensemble_instruments_decay_sustain_and_ring_as_designed():
+    """A held 1.5 s note: the plucked string and mallet die away (by 20 dB or more),
+    bowed strings and flute hold (within 6 dB); the mallet's second mode sits at
+    3.93 f0, not at the harmonic 4 f0; velocity spreads note levels."""
+    def level_db(y, t0, t1):
+        return 10 * np.log10(np.mean(y[int(t0 * SR):int(t1 * SR)] ** 2) + 1e-12)
+
+    for domain, decays in (("pluck", True), ("mallet", True), ("strings", False),
+                           ("flute", False)):
+        y = render_timbre([(60, 1.5)], domain).astype(np.float64)
+        drop = level_db(y, 0.05, 0.25) - level_db(y, 1.2, 1.4)
+        assert (drop > 20) if decays else (abs(drop) < 6), (domain, drop)
+    f0 = float(midi_to_hz(57))
+    y = render_timbre([(57, 1.0)], "mallet")[: SR // 2]
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    freqs = np.fft.rfftfreq(len(y), 1 / SR)
+    band = (freqs > 3.5 * f0) & (freqs < 4.5 * f0)
+    assert abs(freqs[band][np.argmax(spectrum[band])] / f0 - 3.93) < 0.03
+    notes = [(60, 0.5)] * 8
+    flat, varied = (render_timbre(notes, "reed", seed=1, velocity_db=v) for v in (0.0, 6.0))
+    peaks = [[np.abs(z[int((0.5 * i + 0.2) * SR):int((0.5 * i + 0.4) * SR)]).max()
+              for i in range(8)] for z in (flat, varied)]
+    spread = [20 * np.log10(max(p) / min(p)) for p in peaks]
+    assert spread[0] < 1.0 < 3.0 < spread[1] < 12.5, spread
+
+
+@pytest.mark.parametrize("rt60", [0.3, 0.7])
+def test_room_reverb_decays_60_db_in_rt60(rt60):
+    """Schroeder backward integration of the room's impulse response (wet only): the
+    -5 to -35 dB slope (T30) extrapolates to 60 dB within 10 % of ``rt60``; the mix
+    keeps the dry signal at sqrt(1 - wet)."""
+    impulse = np.zeros(2 * SR)
+    impulse[0] = 1.0
+    ir = room_reverb(impulse, SR, rt60, wet=1.0, seed=3)
+    energy = np.cumsum(ir[::-1] ** 2)[::-1]
+    edc = 10 * np.log10(energy / energy[0])
+    t5, t35 = np.argmax(edc < -5) / SR, np.argmax(edc < -35) / SR
+    assert abs(2 * (t35 - t5) - rt60) < 0.1 * rt60, 2 * (t35 - t5)
+    mixed = room_reverb(impulse, SR, rt60, wet=0.25, seed=3)
+    assert mixed[0] == pytest.approx(np.sqrt(0.75))
 
 
 def test_timbre_generation_is_seeded():

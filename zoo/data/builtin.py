@@ -17,6 +17,15 @@ loaded through exactly the same folder path as user data
     :func:`timbre_melodies` returns them without touching files and
     :func:`render_timbre` renders any melody in any domain.
 
+``ensemble``
+    The harder instrument set: the first :data:`ENSEMBLE_MELODIES` timbre melodies
+    played by six instruments, :data:`ENSEMBLE_DOMAINS`: brass and reed as above, bowed
+    strings (deep vibrato, bow noise at each attack), a breathy flute, and two decaying
+    ones, a plucked string (higher partials dying sooner) and a mallet (inharmonic
+    modes 1 : 3.93 : 9.54). Each note's level varies by +-6 dB and every melody is
+    played in its own synthetic room (RT60 0.2-0.8 s, 15-40 % reverberant energy, the
+    same for all six instruments, so same-named files stay parallel pairs).
+
 ``vowels``
     Source-filter vowels (soundgen-like, 1.5 s each, 16 kHz) labelled with
     ``f0, F1, F2, F3`` in ``labels.csv`` (plus ``sweep``): four sweeps varying
@@ -107,7 +116,45 @@ _TIMBRE = {
         tilt=1.0, bright=0.0, odd_even_db=-14.0,
         noise_db=-24.0, noise_band=(2000.0, 6500.0), noise_attack_db=6.0,
     ),
+    # The other instruments of ``builtin:ensemble``.
+    "strings": dict(
+        attack=0.09, decay=0.2, sustain=0.85, release=0.12,
+        vibrato_rate=6.0, vibrato_cents=30.0, scoop_cents=-10.0,
+        peaks=[(280.0, 8.0, 0.5), (1000.0, 6.0, 0.6), (3000.0, 4.0, 0.5)], lowpass=5000.0,
+        lowpass_db_oct=12.0, tilt=0.9, bright=0.3, odd_even_db=0.0,
+        noise_db=-30.0, noise_band=(1500.0, 7000.0), noise_attack_db=10.0,
+    ),
+    "flute": dict(
+        attack=0.05, decay=0.1, sustain=0.9, release=0.06,
+        vibrato_rate=4.8, vibrato_cents=22.0, scoop_cents=0.0,
+        peaks=[(800.0, 4.0, 1.0)], lowpass=2500.0, lowpass_db_oct=24.0,
+        tilt=2.0, bright=0.5, odd_even_db=0.0,
+        noise_db=-16.0, noise_band=(1000.0, 7000.0), noise_attack_db=8.0,
+    ),
+    # Decaying instruments: no sustain; partial k dies ``k ** 0.7`` times faster than
+    # the fundamental (``partial_decay`` seconds); the mallet's modes are inharmonic.
+    "pluck": dict(
+        attack=0.003, decay=0.6, sustain=0.0, release=0.05,
+        vibrato_rate=5.0, vibrato_cents=0.0, scoop_cents=0.0,
+        peaks=[(900.0, 6.0, 0.8)], lowpass=5000.0, lowpass_db_oct=12.0,
+        tilt=0.8, bright=0.0, odd_even_db=0.0, partial_decay=1.0,
+        noise_db=-40.0, noise_band=(2000.0, 7000.0), noise_attack_db=20.0,
+    ),
+    "mallet": dict(
+        attack=0.002, decay=0.35, sustain=0.0, release=0.05,
+        vibrato_rate=5.0, vibrato_cents=0.0, scoop_cents=0.0,
+        peaks=[], lowpass=6000.0, lowpass_db_oct=12.0,
+        tilt=0.0, bright=0.0, odd_even_db=0.0, partial_decay=0.5,
+        ratios=[1.0, 3.93, 9.54], ratio_db=[0.0, -8.0, -18.0],
+        noise_db=-36.0, noise_band=(500.0, 5000.0), noise_attack_db=20.0,
+    ),
 }
+
+#: Instruments of ``builtin:ensemble`` (the timbre domains plus four harder ones).
+ENSEMBLE_DOMAINS = ("brass", "flute", "mallet", "pluck", "reed", "strings")
+
+#: Melodies of ``builtin:ensemble`` (the first of the timbre melodies).
+ENSEMBLE_MELODIES = 24
 
 
 def timbre_melodies(num=40, seed=0):
@@ -146,8 +193,9 @@ def _db_envelope(freq, p):
     return db
 
 
-def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
-    """Renders a melody as one of the :data:`TIMBRE_DOMAINS` instruments.
+def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0, velocity_db=0.0):
+    """Renders a melody as one of the :data:`TIMBRE_DOMAINS` (or
+    :data:`ENSEMBLE_DOMAINS`) instruments.
 
     The rendering lasts ``sum(durations) + TIMBRE_TAIL`` seconds whatever the
     domain, so renderings of one melody in two domains align sample by sample
@@ -157,9 +205,11 @@ def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
 
     Args:
         notes: sequence of ``(midi, seconds)``; midi may be fractional.
-        domain: "brass" or "reed".
+        domain: "brass" or "reed" (or an ensemble instrument).
         sample_rate: output rate in Hz.
         seed: int or sequence of ints for the breath noise.
+        velocity_db: each note's level varies uniformly within +- this many dB
+            (the same for every domain given the same ``seed``).
 
     Returns:
         float32 waveform, peak 0.9.
@@ -167,7 +217,7 @@ def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
     from scipy import signal
 
     if domain not in _TIMBRE:
-        raise ValueError(f"unknown timbre domain {domain!r}; choose from {TIMBRE_DOMAINS}")
+        raise ValueError(f"unknown timbre domain {domain!r}; choose from {sorted(_TIMBRE)}")
     if len(notes) == 0:
         raise ValueError("a melody needs at least one note")
     p = _TIMBRE[domain]
@@ -190,7 +240,10 @@ def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
 
     # Amplitude: per-note attack / decay / sustain / release, monophonic (max).
     env = np.zeros(n)
-    for onset, dur in zip(onsets[:-1], durs):
+    seeds = list(seed) if np.ndim(seed) else [int(seed)]
+    gains = 10.0 ** (np.random.default_rng(seeds + [0x76656C]).uniform(
+        -velocity_db, velocity_db, len(durs)) / 20.0) if velocity_db else np.ones(len(durs))
+    for onset, dur, gain in zip(onsets[:-1], durs, gains):
         off = max(onset + dur - 0.03, onset + 0.02)  # short gap before the next note
         i0, i1 = int(onset * sr), min(n, int((off + 8 * p["release"]) * sr) + 1)
         tt = t[i0:i1] - onset
@@ -199,11 +252,14 @@ def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
             a = np.sin(0.5 * np.pi * a) ** 2  # slow, smooth rise
         e = a * (p["sustain"] + (1 - p["sustain"]) * np.exp(-np.maximum(tt - p["attack"], 0) / p["decay"]))
         e *= np.exp(-np.maximum(tt - (off - onset), 0.0) / p["release"])
-        env[i0:i1] = np.maximum(env[i0:i1], np.where(tt >= 0, e, 0.0))
+        env[i0:i1] = np.maximum(env[i0:i1], gain * np.where(tt >= 0, e, 0.0))
 
     # Harmonics, amplitudes computed at a 2 ms control rate then interpolated.
     k_max = int(0.45 * sr / midi_to_hz(midis.min() - 0.5))
     k = np.arange(1, k_max + 1)[:, None]
+    if "ratios" in p:  # inharmonic modes (need the unwrapped phase)
+        k = np.asarray(p["ratios"], np.float64)[:, None]
+        phase = 2 * np.pi * np.cumsum(f0) / sr
     hop = max(1, sr // 500)
     ctl = np.arange(0, n // hop + 2) * hop
     f0c = np.interp(ctl, np.arange(n), f0)
@@ -213,12 +269,18 @@ def render_timbre(notes, domain, sample_rate=BUILTIN_SAMPLE_RATE, seed=0):
     db = -20 * tilt * np.log10(k) + _db_envelope(freq, p)
     if p["odd_even_db"]:
         db = db + np.where((k % 2 == 0) & (freq < 1500.0), p["odd_even_db"], 0.0)
+    if "ratio_db" in p:
+        db = db + np.asarray(p["ratio_db"], np.float64)[:, None]
+    if "partial_decay" in p:  # higher partials die sooner after each onset
+        since_c = np.interp(ctl, np.arange(n), since)
+        db = db - 20 * np.log10(np.e) * since_c[None, :] * k ** 0.7 / p["partial_decay"]
     amp = (10.0 ** (db / 20.0) * (freq < 0.47 * sr)).astype(np.float32)
     pos = np.arange(n)
     idx, w = pos // hop, ((pos % hop) / hop).astype(np.float32)
     amp_full = amp[:, idx]
     amp_full += (amp[:, idx + 1] - amp_full) * w
-    harm = np.sin(k.astype(np.float32) * phase.astype(np.float32)[None, :])
+    harm = (np.sin(k * phase[None, :]).astype(np.float32) if "ratios" in p else
+            np.sin(k.astype(np.float32) * phase.astype(np.float32)[None, :]))
     y = np.einsum("kn,kn->n", amp_full, harm).astype(np.float64) * env
 
     # Breath / bow noise: band-passed, following the envelope, louder at attacks.
@@ -248,6 +310,43 @@ def _generate_timbre(folder, seed):
     _write_csv(folder / "labels.csv", rows)
     text = json.dumps({k: [list(n) for n in v] for k, v in melodies.items()}, indent=1)
     atomic_write_bytes(folder / "melodies.json", lambda t: Path(t).write_text(text))
+
+
+def room_reverb(y, sample_rate, rt60, wet, seed=0):
+    """``y`` in a synthetic room: convolved with exponentially decaying, low-passed
+    noise (decay of 60 dB in ``rt60`` seconds, 10 ms pre-delay), mixed ``wet`` (0-1)
+    with the dry signal at equal energy, cut to ``len(y)``."""
+    from scipy import signal
+
+    sr = int(sample_rate)
+    t = np.arange(int(rt60 * sr)) / sr
+    rng = np.random.default_rng(seed)
+    sos = signal.butter(2, 0.3 * sr, btype="lowpass", fs=sr, output="sos")
+    ir = signal.sosfilt(sos, rng.standard_normal(len(t))) * 10.0 ** (-3.0 * t / rt60)
+    ir = np.concatenate([np.zeros(int(0.01 * sr)), ir])
+    ir /= np.sqrt(np.sum(ir ** 2)) + 1e-12
+    tail = signal.fftconvolve(y, ir)[: len(y)]
+    return np.sqrt(1.0 - wet) * y + np.sqrt(wet) * tail
+
+
+def _generate_ensemble(folder, seed):
+    melodies = dict(list(timbre_melodies(seed=seed).items())[:ENSEMBLE_MELODIES])
+    rows = []
+    for m, (name, notes) in enumerate(melodies.items()):
+        room = np.random.default_rng([int(seed), m, 0x726F6F])
+        rt60, wet = float(room.uniform(0.2, 0.8)), float(room.uniform(0.15, 0.4))
+        notes_text = " ".join(f"{p}/{d:g}" for p, d in notes)
+        for domain in ENSEMBLE_DOMAINS:
+            y = render_timbre(notes, domain, BUILTIN_SAMPLE_RATE, seed=(int(seed), m),
+                              velocity_db=6.0)
+            y = room_reverb(y, BUILTIN_SAMPLE_RATE, rt60, wet, seed=[int(seed), m])
+            y = 0.9 * y / (np.max(np.abs(y)) + 1e-12)
+            rel = f"{domain}/{name}.wav"
+            write_audio(folder / rel, y, BUILTIN_SAMPLE_RATE)
+            rows.append({"file": rel, "domain": domain, "melody": name, "num_notes": len(notes),
+                         "duration": round(len(y) / BUILTIN_SAMPLE_RATE, 4),
+                         "rt60": round(rt60, 3), "wet": round(wet, 3), "notes": notes_text})
+    _write_csv(folder / "labels.csv", rows)
 
 
 def parse_notes(text):
@@ -384,7 +483,8 @@ def _generate_speech(folder, seed):
 
 # --------------------------------------------------------------------------- registry
 
-_GENERATORS = {"timbre": _generate_timbre, "vowels": _generate_vowels,
+_GENERATORS = {"timbre": _generate_timbre, "ensemble": _generate_ensemble,
+               "vowels": _generate_vowels,
                "voices": _generate_voices, "speech": _generate_speech}
 BUILTIN_DATASETS = tuple(sorted(_GENERATORS))
 
@@ -404,7 +504,8 @@ def builtin_path(name, seed=0, cache_dir=None):
     crash or a concurrent process never leaves a half-written dataset.
 
     Args:
-        name: "timbre", "vowels", "voices" or "speech" (a "builtin:" prefix is accepted).
+        name: "timbre", "ensemble", "vowels", "voices" or "speech" (a "builtin:" prefix
+            is accepted).
         seed: generation seed.
         cache_dir: cache folder (default ``$ZOO_CACHE_DIR`` or ``~/.cache/audio-zoo``).
 
