@@ -450,8 +450,9 @@ def _add_eval_parser(sub):
     p = sub.add_parser("eval", help="measure a model on a dataset: metrics table, eval.json, "
                        "report.md with spectrograms and audio examples")
     p.add_argument("run", help="run folder, .keras file or registry name (shipped weights)")
-    p.add_argument("--data", required=True, help="builtin:timbre | builtin:vowels | a folder "
-                   "of audio (one sub-folder per domain for conversion)")
+    p.add_argument("--data", required=True, help="builtin:NAME (timbre, ensemble, vowels, "
+                   "voices, speech) | a folder of audio (one sub-folder per domain for "
+                   "conversion)")
     p.add_argument("--pairs", action="store_true", help="conversion: the target-domain file "
                    "of the same name is the parallel ground truth")
     p.add_argument("--split", default="val", choices=["val", "train", "all"])
@@ -477,7 +478,8 @@ def build_parser():
     p = sub.add_parser("train", help="train a model from its recipe")
     p.add_argument("model", nargs="?", help="model or recipe name, or a .toml recipe "
                    "(not needed with --resume)")
-    p.add_argument("--data", help="builtin:timbre | builtin:vowels | a folder of audio")
+    p.add_argument("--data", help="builtin:NAME (timbre, ensemble, vowels, voices, speech) "
+                   "| a folder of audio")
     p.add_argument("--steps", type=int, help="total training steps")
     p.add_argument("--epochs", type=int, help="total epochs (of the recipe's steps_per_epoch)")
     p.add_argument("--batch-size", type=int)

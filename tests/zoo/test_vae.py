@@ -42,20 +42,42 @@ def error_vs_mean_baseline(model, dataset, n=16):
     return is_div(v), is_div(v_mean)
 
 
-# (recipe, extra model settings, required error ratio to the baseline). The IS divergence
-# is dominated by a few heavy-tailed bins, so its ratio falls more slowly (0.53 at 400 steps).
-@pytest.mark.parametrize("recipe,extra,ratio", [("vae", {}, 0.5),
-                                                ("vae_vowels", {"beta": 0.3}, 0.6)])
-def test_vae_learns_on_builtin_data(tmp_path, recipe, extra, ratio):
+def error_vs_time_averaged_baseline(model, dataset):
+    """Mean squared error of the normalised log-mel features of whole held-out
+    recordings, and that of each recording's own time-averaged features repeated over its
+    frames: a baseline that knows the instrument, level and key of every clip but nothing
+    of when its notes change. A model that only learned the average timbre of its data
+    cannot beat it; the mean-training-spectrum baseline above it beats easily."""
+    errors, baselines = [], []
+    for rel in dataset.files("val"):
+        out = model(dataset.waveform(rel)[None], training=False)
+        target = ops.convert_to_numpy(out["features"])
+        decoded = np.clip(ops.convert_to_numpy(out["decoded"]), -1, 1)
+        errors.append(np.mean((decoded - target) ** 2))
+        baselines.append(np.mean((target - target.mean(axis=1, keepdims=True)) ** 2))
+    return float(np.mean(errors)), float(np.mean(baselines))
+
+
+# (recipe, data, extra model settings, required error ratio to the mean-spectrum baseline,
+# and to the time-averaged one). The IS divergence is dominated by a few heavy-tailed
+# bins, so its ratio falls more slowly (0.53 at 400 steps). The `vae` learns the harder
+# builtin:ensemble (six instruments, reverb): 0.40x the time-averaged baseline measured.
+@pytest.mark.parametrize("recipe,data,extra,ratio,time_ratio", [
+    ("vae", "builtin:ensemble", {}, 0.5, 0.6),
+    ("vae_vowels", None, {"beta": 0.3}, 0.6, None)])
+def test_vae_learns_on_builtin_data(tmp_path, recipe, data, extra, ratio, time_ratio):
     overrides = {**LEARN, "model_config": {**LEARN["model_config"], **extra}}
-    result = train(recipe, tiny=True, steps=400, out=tmp_path / "run", verbose=0, samples=False,
-                   overrides=overrides)
+    result = train(recipe, data, tiny=True, steps=400, out=tmp_path / "run", verbose=0,
+                   samples=False, overrides=overrides)
     model = result.model
     dataset = load_dataset(result_recipe_source(tmp_path / "run"), model.sample_rate, 4096,
                            progress=False)
     error, baseline = error_vs_mean_baseline(model, dataset)
     assert error < ratio * baseline, (error, baseline)
     assert result.history["loss"][-1] < 0.5 * result.history["loss"][0]
+    if time_ratio is not None:
+        error, baseline = error_vs_time_averaged_baseline(model, dataset)
+        assert error < time_ratio * baseline, (error, baseline)
 
 
 def result_recipe_source(run_dir):
@@ -134,7 +156,8 @@ def time_averaged_baseline(x, sr):
     return float(np.mean(np.abs(logmel - logmel.mean(axis=1, keepdims=True))))
 
 
-def test_recipe_front_end_does_not_cap_quality():
+@pytest.mark.parametrize("data", ["builtin:timbre", "builtin:ensemble"])
+def test_recipe_front_end_does_not_cap_quality(data):
     """The ``vae`` recipe's own mel round trip (features -> mel pseudo-inverse ->
     Griffin-Lim, no network) must land far below the trivial baseline that repeats each
     clip's time-averaged log-mel, both scored by librosa's log-mel L1. Issue #11: 64
@@ -149,9 +172,9 @@ def test_recipe_front_end_does_not_cap_quality():
     fe = SpectralFrontEnd(mc["sample_rate"], mc["n_fft"], mc["hop_length"], mc["n_mels"],
                           griffin_lim_iters=mc["griffin_lim_iters"])
     sr = fe.sample_rate
-    ds = load_dataset("builtin:timbre", sr, 4096, progress=False)
+    ds = load_dataset(data, sr, 4096, progress=False)
     ceiling, baseline = [], []
-    for rel in ds.files("val")[:4]:
+    for rel in ds.files("val")[::3][:4]:
         x = ds.waveform(rel)[:24000]  # one shape: one compilation
         y = ops.convert_to_numpy(fe.to_waveform(fe(fe.pad_input(x[None])), len(x)))[0]
         ceiling.append(mel_distance(x, y, sr))
@@ -161,16 +184,17 @@ def test_recipe_front_end_does_not_cap_quality():
 
 def test_shipped_weights_reconstruct_unseen_instruments(tmp_path):
     """``zoo reconstruct vae in.wav out.wav`` uses the shipped ``instruments`` weights
-    (trained on soundfont renders, never on builtin:timbre): held-out synthetic melodies
-    come back well below the time-averaged baseline (0.54x measured; untrained > 1x)."""
+    (trained on soundfont renders, never on synthetic audio): held-out builtin:ensemble
+    melodies (brass, mallet, reed in rooms) come back well below the time-averaged
+    baseline (0.61x measured; 0.54x on builtin:timbre; untrained > 1x)."""
     import soundfile as sf
 
     from zoo.cli import main
     from zoo.eval import mel_distance
 
-    ds = load_dataset("builtin:timbre", 16000, 4096, progress=False)
+    ds = load_dataset("builtin:ensemble", 16000, 4096, progress=False)
     ratios = []
-    for rel in ds.files("val")[:2]:
+    for rel in ds.files("val")[::4]:
         x = ds.waveform(rel)
         sf.write(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
         assert main(["reconstruct", "vae", str(tmp_path / "in.wav"),
@@ -178,4 +202,4 @@ def test_shipped_weights_reconstruct_unseen_instruments(tmp_path):
         y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
         assert rate == 16000 and len(y) == len(x)
         ratios.append(mel_distance(x, y, 16000) / time_averaged_baseline(x, 16000))
-    assert np.mean(ratios) < 0.7, ratios
+    assert np.mean(ratios) < 0.75, ratios
