@@ -306,12 +306,12 @@ def _demo_conversion(folder):
     import keras
 
     import zoo
-    from zoo import registry
     from zoo.audio.plots import save_spectrograms
     from zoo.data import load_dataset, write_audio
 
     try:
-        model = zoo.load("travelgan", weights=registry.default_weights("travelgan"))
+        # the weights trained on this built-in set (the default is real instruments)
+        model = zoo.load("travelgan", weights="timbre")
     except ZooError:
         return None  # weights not shipped in this install
     ds = load_dataset("builtin:timbre", model.sample_rate, 16000, progress=False)
@@ -436,8 +436,8 @@ def _cmd_eval(args):
     from zoo.eval.runner import evaluate, format_table
 
     result = evaluate(args.run, args.data, pairs=args.pairs, split=args.split,
-                      max_files=args.max_files, out=args.out, source_domain=args.source,
-                      target_domain=args.target)
+                      max_files=args.max_files, out=args.out, weights=args.weights,
+                      source_domain=args.source, target_domain=args.target)
     print(f"{result['model']} on {result['data']} ({result['split']} split): "
           f"{', '.join(result['tasks'])}")
     print(format_table(result))
@@ -450,6 +450,8 @@ def _add_eval_parser(sub):
     p = sub.add_parser("eval", help="measure a model on a dataset: metrics table, eval.json, "
                        "report.md with spectrograms and audio examples")
     p.add_argument("run", help="run folder, .keras file or registry name (shipped weights)")
+    p.add_argument("--weights", help="shipped weights for a registry name (default: the "
+                   "model's shipped default, e.g. travelgan -> instruments)")
     p.add_argument("--data", required=True, help="builtin:NAME (timbre, ensemble, vowels, "
                    "voices, speech) | a folder of audio (one sub-folder per domain for "
                    "conversion)")
@@ -554,7 +556,7 @@ def build_parser():
     p.add_argument("output")
     p.add_argument("--sample-rate", type=int, help="resample the output to this rate")
     p.add_argument("--weights", help="shipped weights for a registry name (default: the "
-                   "model's shipped default, e.g. travelgan -> timbre)")
+                   "model's shipped default, e.g. travelgan -> instruments)")
     p.add_argument("--source", help="the input's domain (cvae, gmm_vc, unit, unit_avb; "
                    "default: the model's source, A)")
     p.add_argument("--target", "--to", dest="target", help="the domain to convert to "

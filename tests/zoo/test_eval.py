@@ -392,8 +392,8 @@ def test_zoo_eval_on_a_tiny_trained_vae(tiny_vae_run, capsys):
 
 
 def test_zoo_eval_pairs_with_the_shipped_travelgan(tmp_path, capsys):
-    code = main(["eval", "travelgan", "--data", "builtin:timbre", "--pairs", "--max-files", "2",
-                 "--out", str(tmp_path / "eval")])
+    code = main(["eval", "travelgan", "--weights", "timbre", "--data", "builtin:timbre",
+                 "--pairs", "--max-files", "2", "--out", str(tmp_path / "eval")])
     assert code == 0, capsys.readouterr().err
     saved, _ = _check_outputs(tmp_path / "eval")
     assert saved["tasks"] == ["conversion"] and saved["model"] == "travelgan (weights timbre)"
