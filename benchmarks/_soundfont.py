@@ -2,7 +2,8 @@
 rendered by General-MIDI soundfonts with the ``fluidsynth`` command line.
 
 Never used by the tests (the soundfonts and fluidsynth are Debian packages:
-``apt install fluidsynth musescore-general-soundfont timgm6mb-soundfont``). Renders
+``apt install fluidsynth musescore-general-soundfont timgm6mb-soundfont
+fluid-soundfont-gm csound-soundfont``). Renders
 are cached under ``$ZOO_CACHE_DIR/soundfont/<font>-<rate>/<instrument>/mel_NNN.wav``, one
 folder per instrument, so ``load_dataset(folder)`` sees each instrument as a domain.
 """
@@ -17,12 +18,14 @@ SOUNDFONTS = {
     "musescore": "/usr/share/sounds/sf3/MuseScore_General.sf3",
     "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
     "fluidr3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "csound": "/usr/share/sounds/sf2/sf_GMbank.sf2",
 }
 
 #: The soundfonts' licences (for shipped models' metadata).
 LICENCES = {"musescore": "MuseScore General soundfont: MIT",
             "timgm6mb": "TimGM6mb soundfont: GPL-2",
-            "fluidr3": "FluidR3_GM soundfont: MIT"}
+            "fluidr3": "FluidR3_GM soundfont: MIT",
+            "csound": "Csound's sf_GMbank soundfont: public domain"}
 
 #: Instrument name -> General-MIDI program (0-based). Four sustained, four decaying.
 INSTRUMENTS = {
