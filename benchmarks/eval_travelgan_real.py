@@ -163,8 +163,10 @@ def ship(model, name, record, args):
 
     from zoo.files import atomic_save_model, atomic_write_text
 
+    from zoo.registry import without_training_state
+
     folder = Path(__file__).resolve().parents[1] / "saved_models" / f"travelgan_{name}"
-    atomic_save_model(model, folder / "model.keras")
+    atomic_save_model(without_training_state(model), folder / "model.keras")
     figures = {key: {k: round(v, 4) for k, v in e["summary"].items() if isinstance(v, float)}
                | {"passes": e["passes"],
                   "classifier_accuracy_percent": round(e["classifier_accuracy_percent"], 1)}

@@ -42,7 +42,7 @@ _MODELS = {
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
-DEFAULT_WEIGHTS = {"travelgan": "timbre", "vae": "instruments"}
+DEFAULT_WEIGHTS = {"travelgan": "instruments", "vae": "instruments"}
 
 
 def register(name, target):
@@ -223,6 +223,22 @@ def shipped_weights(name, weights):
         raise ZooError(f"no shipped weights {weights!r} for {name!r}; available: "
                        f"{', '.join(available) or 'none'}")
     return Path(str(candidate))
+
+
+def without_training_state(model):
+    """A fresh model of ``model``'s config holding its weights, without optimizer or
+    compile state: what shipped weights should be (a quarter of the size for an
+    adversarial model, and loading it compiles nothing)."""
+    import numpy as np
+
+    fresh = type(model).from_config(model.get_config())
+    if [w.path for w in fresh.weights] != [w.path for w in model.weights]:
+        raise ZooError(f"{type(model).__name__}: a model built from its config has other "
+                       "weights than the trained one; save it with model.save instead")
+    for target, value in zip(fresh.weights, model.get_weights()):
+        target.assign(np.asarray(value))
+    fresh.built = True  # every variable exists (models build in their constructor)
+    return fresh
 
 
 def load_saved(path):
