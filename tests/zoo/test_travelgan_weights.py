@@ -145,7 +145,7 @@ def test_default_weights_give_unseen_brass_the_clarinets_odd_harmonics(tmp_path)
     """`zoo convert travelgan` with no --weights uses ``travelgan_instruments`` (trumpet ->
     clarinet, trained on MuseScore General + FluidR3 renders). A clarinet's closed bore
     favours odd harmonics; on synthetic brass it never heard (builtin:ensemble, in rooms)
-    the conversion must lower the even/odd harmonic power by more than 6 dB (about 12 dB
+    the conversion must lower the even/odd harmonic power by more than 6 dB (about 18 dB
     measured; real clarinets of another soundfont sit 16 dB below its trumpets) and keep
     the written pitch (pyin, < 50 cents)."""
     import json
