@@ -157,48 +157,33 @@ def main():
 
 def ship(model, name, record, args):
     """``saved_models/travelgan_<name>/model.keras`` + ``metadata.json``."""
-    import datetime
+    from benchmarks._ship import ship_weights
 
-    import keras
-
-    from zoo.files import atomic_save_model, atomic_write_text
-
-    from zoo.registry import without_training_state
-
-    folder = Path(__file__).resolve().parents[1] / "saved_models" / f"travelgan_{name}"
-    atomic_save_model(without_training_state(model), folder / "model.keras")
     figures = {key: {k: round(v, 4) for k, v in e["summary"].items() if isinstance(v, float)}
                | {"passes": e["passes"],
                   "classifier_accuracy_percent": round(e["classifier_accuracy_percent"], 1)}
                for key, e in record["evaluations"].items()}
     fonts = record["train_fonts"]
-    meta = {
-        "model": type(model).__name__, "registry_name": "travelgan", "weights": name,
-        "domains": {"A": f"brass ({args.source})", "B": f"reed ({args.target})"},
-        "trained_on_backend": record["backend"], "keras_version": keras.__version__,
-        "sample_rate": int(model.sample_rate),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": model.get_config(), "recipe": record["recipe"],
-        "steps": record["steps"], "training_seconds": record["train_seconds"],
-        "training_hardware": "1 CPU core (taskset) of a 2-core AMD EPYC",
-        "dataset": (f"{args.melodies} builtin:timbre melodies (seed {args.seed}) rendered "
-                    f"with fluidsynth by the General-MIDI {args.source} (A) and "
-                    f"{args.target} (B) of the {' + '.join(fonts)} soundfont(s) "
-                    "(benchmarks/_soundfont.py); 10 % of melodies held out"),
-        "dataset_licence": "; ".join(LICENCES[f] for f in fonts),
-        "figures": figures,
-        "figures_meaning": (
+    ship_weights(
+        model, "travelgan", name,
+        domains={"A": f"brass ({args.source})", "B": f"reed ({args.target})"},
+        recipe=record["recipe"], steps=record["steps"],
+        training_seconds=record["train_seconds"],
+        training_hardware="1 CPU core (taskset) of a 2-core AMD EPYC",
+        dataset=(f"{args.melodies} builtin:timbre melodies (seed {args.seed}) rendered with "
+                 f"fluidsynth by the General-MIDI {args.source} (A) and {args.target} (B) of "
+                 f"the {' + '.join(fonts)} soundfont(s) (benchmarks/_soundfont.py); 10 % of "
+                 "melodies held out"),
+        dataset_licence="; ".join(LICENCES[f] for f in fonts),
+        figures=figures,
+        figures_meaning=(
             "'<font>_unseen': the model never heard these melodies (seed "
             f"{args.eval_seed}); '<font>_val': held-out melodies of the training set. "
             "mel_distance_converted < mel_distance_unconverted (to the true target "
             "rendering), reed_percent >= 90 (1 s clips judged the target by a classifier "
             "trained on that soundfont's renders of the training melodies), "
             "f0_cents_median < 50"),
-        "evaluation": "benchmarks/eval_travelgan_real.py",
-    }
-    atomic_write_text(folder / "metadata.json", json.dumps(meta, indent=2, default=float) + "\n")
-    print(f"shipped {folder}")
-
+        evaluation="benchmarks/eval_travelgan_real.py")
 
 if __name__ == "__main__":
     main()

@@ -162,43 +162,26 @@ def main():
 
 def ship(model, name, record):
     """``saved_models/vae_<name>/model.keras`` + ``metadata.json``."""
-    import datetime
-    import shutil
+    from benchmarks._ship import ship_weights
 
-    import keras
-
-    from zoo.files import atomic_save_model, atomic_write_text
-
-    folder = Path(__file__).resolve().parents[1] / "saved_models" / f"vae_{name}"
-    atomic_save_model(model, folder / "model.keras")
     figures = {font: {k: round(v, 4) for k, v in e["summary"]["all"].items()
                       if isinstance(v, float)} | {"bar_met": e["bar_met"],
                                                    "active_units": e["active_units"]}
                for font, e in record["evaluations"].items()}
-    meta = {
-        "model": type(model).__name__, "registry_name": "vae", "weights": name,
-        "trained_on_backend": record["backend"], "keras_version": keras.__version__,
-        "sample_rate": int(model.sample_rate),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": model.get_config(), "recipe": record["recipe"],
-        "recipe_overrides": record["overrides"], "steps": record["steps"],
-        "training_seconds": round(record["train_seconds"] or 0.0, 1),
-        "training_hardware": "2 shared CPU cores",
-        "dataset": (f"the 40 builtin:timbre melodies (seed 0) rendered with fluidsynth by 8 "
-                    f"General-MIDI instruments of the {record['font']} soundfont "
-                    "(benchmarks/_soundfont.py); 10 % of melodies held out"),
-        "dataset_licence": "; ".join(LICENCES[f] for f in record["font"].split("+")),
-        "figures": figures,
-        "figures_meaning": ("mean over held-out melodies of zoo.eval.mel_distance of "
-                            "reconstruct(x) to x ('vae'), of each clip's time-averaged log-mel "
-                            "('baseline') and of 32-iteration Griffin-Lim of the true STFT "
-                            "magnitudes ('griffin_lim'); bar: vae < baseline / 2"),
-        "evaluation": "benchmarks/eval_vae_real.py",
-    }
-    atomic_write_text(folder / "metadata.json", json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(folder / "saved_model", ignore_errors=True)
-    print(f"shipped {folder}")
-
+    ship_weights(
+        model, "vae", name, recipe=record["recipe"], recipe_overrides=record["overrides"],
+        steps=record["steps"], training_seconds=round(record["train_seconds"] or 0.0, 1),
+        training_hardware="2 shared CPU cores",
+        dataset=(f"the 40 builtin:timbre melodies (seed 0) rendered with fluidsynth by 8 "
+                 f"General-MIDI instruments of the {record['font']} soundfont "
+                 "(benchmarks/_soundfont.py); 10 % of melodies held out"),
+        dataset_licence="; ".join(LICENCES[f] for f in record["font"].split("+")),
+        figures=figures,
+        figures_meaning=("mean over held-out melodies of zoo.eval.mel_distance of "
+                         "reconstruct(x) to x ('vae'), of each clip's time-averaged log-mel "
+                         "('baseline') and of 32-iteration Griffin-Lim of the true STFT "
+                         "magnitudes ('griffin_lim'); bar: vae < baseline / 2"),
+        evaluation="benchmarks/eval_vae_real.py")
 
 if __name__ == "__main__":
     main()
