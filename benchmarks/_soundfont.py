@@ -144,25 +144,21 @@ def render_pair(fonts, source, target, names=("brass", "reed"), sample_rate=1600
     fonts = [fonts] if isinstance(fonts, str) else list(fonts)
     if sorted(names) != list(names):
         raise ValueError(f"names must sort source first, got {names!r}")
+    from zoo.data import timbre_melodies
+
     pair = Path(cache_root()) / "soundfont" / (
         f"{'+'.join(fonts)}-{source}-{target}-{sample_rate}-s{seed}-n{num_melodies}")
+    melodies = sorted(timbre_melodies(num_melodies, seed=seed))
     for font in fonts:
         folder = render_set(font, sample_rate, instruments=[source, target],
                             num_melodies=num_melodies, seed=seed)
         for instrument, name in zip((source, target), names):
-            for mel in sorted(timbre_names(num_melodies, seed)):
+            for mel in melodies:
                 link = pair / name / f"{font}_{mel}.wav"
                 if not link.exists():
                     link.parent.mkdir(parents=True, exist_ok=True)
                     link.symlink_to(folder / instrument / f"{mel}.wav")
     return pair
-
-
-def timbre_names(num_melodies=40, seed=0):
-    """File stems of :func:`render_set`'s melodies."""
-    from zoo.data import timbre_melodies
-
-    return list(timbre_melodies(num_melodies, seed=seed))
 
 
 def _cut(src, dst, sample_rate, start, seconds):

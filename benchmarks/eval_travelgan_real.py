@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._soundfont import LICENCES, render_pair  # noqa: E402
@@ -184,6 +183,7 @@ def ship(model, name, record, args):
             "trained on that soundfont's renders of the training melodies), "
             "f0_cents_median < 50"),
         evaluation="benchmarks/eval_travelgan_real.py")
+
 
 if __name__ == "__main__":
     main()

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import audio
-from zoo.data.audio import audio_error, check_audio_path, load_audio
+from zoo.data.audio import audio_error, check_audio_path, load_audio, wav_format
 from zoo.errors import ZooError
 from zoo.files import atomic_write_bytes
 
@@ -196,7 +195,7 @@ def process_file(source, destination, process, sample_rate, output_rate=None,
         done = 0
         frames = int(np.ceil(expected * output_rate / sample_rate)) + output_rate
         with sf.SoundFile(tmp, "w", samplerate=output_rate, channels=1, subtype=subtype,
-                          format=audio.wav_format(frames, subtype)) as out:
+                          format=wav_format(frames, subtype)) as out:
             def emit(y, last=False):
                 if stream is not None:
                     y = stream.resample_chunk(np.ascontiguousarray(y, np.float32), last=last)
