@@ -319,16 +319,20 @@ class CausalConv1D(keras.layers.Conv1D):
 
 @keras.saving.register_keras_serializable(package="layers")
 class ResidualBlock1D(keras.layers.Layer):
-    """Dilated residual unit `x + Conv1x1(act(Conv_k,d(act(x))))` (MelGAN/RAVE
-    style), `act` = LeakyReLU, channels kept.
+    """Dilated residual unit `x + Conv_k2(act(Conv_k,d(act(x))))` (MelGAN/RAVE
+    style), `act` = LeakyReLU, channels kept. `k2` = `output_kernel_size`: 1 (a 1x1
+    projection, RAVE v2's dilated unit, the default) or 3 (RAVE v1's residual layer:
+    a dilated k3 conv then an undilated k3 conv).
 
-    With `causal=True` the dilated conv is a `CausalConv1D` and the block streams:
-    `initial_state(batch_size)` and `stream(x_block, state) -> (y_block, state)`.
+    With `causal=True` the convs are `CausalConv1D`s and the block streams:
+    `initial_state(batch_size)` and `stream(x_block, state) -> (y_block, state)`; the
+    state is one tensor (the two convs' states concatenated in time).
 
     Args:
         kernel_size: width of the dilated convolution.
         dilation_rate: its dilation.
         causal: causal (streamable) rather than centred ('same') padding.
+        output_kernel_size: width of the second (undilated) convolution.
         negative_slope: LeakyReLU slope (0.2).
         kernel_initializer: initialiser of both convolution kernels.
         **kwargs: base `Layer` arguments.
@@ -342,9 +346,12 @@ class ResidualBlock1D(keras.layers.Layer):
     """
 
     def __init__(self, kernel_size=3, dilation_rate=1, causal=False, negative_slope=0.2,
-                 kernel_initializer="glorot_uniform", **kwargs):
+                 kernel_initializer="glorot_uniform", output_kernel_size=1, **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = int(kernel_size)
+        self.output_kernel_size = int(output_kernel_size)
+        if self.output_kernel_size < 1:
+            raise ValueError(f"output_kernel_size must be >= 1, got {output_kernel_size}")
         self.dilation_rate = int(dilation_rate)
         self.causal = bool(causal)
         self.negative_slope = float(negative_slope)
@@ -358,7 +365,11 @@ class ResidualBlock1D(keras.layers.Layer):
         else:
             self.conv = keras.layers.Conv1D(c, k, dilation_rate=d, padding="same", name="conv",
                                             **kw)
-        self.proj = keras.layers.Conv1D(c, 1, name="proj", **kw)
+        k2 = self.output_kernel_size
+        if self.causal and k2 > 1:
+            self.proj = CausalConv1D(c, k2, name="proj", **kw)
+        else:
+            self.proj = keras.layers.Conv1D(c, k2, padding="same", name="proj", **kw)
         self.conv.build(input_shape)
         self.proj.build(input_shape)
 
@@ -369,18 +380,27 @@ class ResidualBlock1D(keras.layers.Layer):
         return inputs + self.proj(self._act(self.conv(self._act(inputs))))
 
     def initial_state(self, batch_size):
-        """Streaming state (causal blocks only): that of the dilated conv."""
+        """Streaming state (causal blocks only): the dilated conv's last inputs, then
+        (``output_kernel_size > 1``) the second conv's, concatenated in time."""
         if not self.causal:
             raise ValueError("Only a causal ResidualBlock1D streams.")
-        return self.conv.initial_state(batch_size)
+        if self.output_kernel_size == 1:
+            return self.conv.initial_state(batch_size)
+        return ops.concatenate([self.conv.initial_state(batch_size),
+                                self.proj.initial_state(batch_size)], axis=1)
 
     def stream(self, inputs, state):
         """`(y_block, new_state)`; concatenated blocks equal the offline output."""
         if not self.causal:
             raise ValueError("Only a causal ResidualBlock1D streams.")
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        y, state = self.conv.stream(self._act(inputs), state)
-        return inputs + self.proj(self._act(y)), state
+        if self.output_kernel_size == 1:
+            y, state = self.conv.stream(self._act(inputs), state)
+            return inputs + self.proj(self._act(y)), state
+        n = self.conv.context
+        y, first = self.conv.stream(self._act(inputs), state[:, :n])
+        y, second = self.proj.stream(self._act(y), state[:, n:])
+        return inputs + y, ops.concatenate([first, second], axis=1)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -389,7 +409,8 @@ class ResidualBlock1D(keras.layers.Layer):
         return {**super().get_config(), "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate, "causal": self.causal,
                 "negative_slope": self.negative_slope,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "output_kernel_size": self.output_kernel_size}
 
 
 @keras.saving.register_keras_serializable(package="layers")

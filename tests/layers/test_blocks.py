@@ -147,13 +147,16 @@ def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_residual_block_1d(causal):
-    block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal, kernel_initializer=_init)
+@pytest.mark.parametrize("k2", [1, 3])  # 1x1 projection (RAVE v2), k3 conv (RAVE v1)
+def test_residual_block_1d(causal, k2):
+    block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal, kernel_initializer=_init,
+                            output_kernel_size=k2)
     x = RNG.normal(size=(2, 32, 2)).astype("float32")
     y = _np(block(x))
-    (k1, b1), (k2, b2) = block.conv.get_weights(), block.proj.get_weights()
+    (k1, b1), (kp, bp) = block.conv.get_weights(), block.proj.get_weights()
+    assert kp.shape == (k2, 2, 2)
     if causal:
-        ref = x + _causal_conv_np(_leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2)), k2, b2)
+        ref = x + _causal_conv_np(_leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2)), kp, bp)
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
         state, outs = block.initial_state(2), []
         for start in range(0, 32, 8):
@@ -161,7 +164,8 @@ def test_residual_block_1d(causal):
             outs.append(_np(out))
         np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
     else:  # centred: (k - 1) * d / 2 zeros on each side
-        ref = x + _causal_conv_np(_leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2, (2, 2))), k2, b2)
+        h = _leaky(_causal_conv_np(_leaky(x), k1, b1, 1, 2, (2, 2)))
+        ref = x + _causal_conv_np(h, kp, bp, 1, 1, ((k2 - 1) // 2, (k2 - 1) // 2))
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
         with pytest.raises(ValueError):
             block.initial_state(2)

@@ -50,12 +50,33 @@ def test_v1_layout_compresses_2048x_and_keeps_lengths():
     assert cpu.compression == 512 and cpu.latent_dim == 16
 
 
+@pytest.mark.parametrize("recipe, layout, up_ratios, reference", [
+    ("rave_v1", "v1", (4, 4, 4, 2), 17_612_369),  # the reference decoder runs ratio order
+    ("rave_v2", "v2", (2, 4, 4, 4), 31_536_000),
+])
+def test_reference_presets_have_the_reference_parameter_count(recipe, layout, up_ratios,
+                                                                reference):
+    """Encoder + decoder parameters of ``rave_v1`` / ``rave_v2`` against RAVE's own
+    counts (``../shared/REFERENCE.md``: acids-ircam/RAVE at f048ec4, weight norm removed;
+    16,656 of v1's are the PQMF bank, which is a constant here), within 0.5 %."""
+    config = registry.load_recipe(recipe)["model_config"]
+    model = RAVE(**config)
+    model.encoder.build((None, None, model.num_bands))
+    model.decoder.build((None, None, model.latent_dim))
+    count = sum(int(np.prod(w.shape)) for w in model.encoder.weights + model.decoder.weights)
+    assert model.layout == layout and model.decoder.up_ratios == up_ratios
+    assert abs(count - (reference - 16_656)) < 0.005 * reference, count
+
+
 # ------------------------------------------------------------------ streaming
-@pytest.mark.parametrize("block", [2048, 4096])
-def test_streaming_equals_offline(block):
+@pytest.mark.parametrize("block, layout", [(2048, "light"), (4096, "light"), (2048, "v1"),
+                                           (2048, "v2")])
+def test_streaming_equals_offline(block, layout):
     """Block-by-block encode / decode / round trip through the causal model equals the
-    offline computation, strides included (blocks are 4 or 8 latent frames)."""
-    model = small_model()
+    offline computation, strides included (blocks are 4 or 8 latent frames), in every
+    layout (v1: two-conv residual units; v2: residual units in the encoder too)."""
+    model = small_model(layout=layout, dilations=[[1, 3], [1, 3], [1]] if layout == "v2"
+                        else (1, 3, 5))
     x = signal(16384, batch=2)
     z_off = numpy(model.encode(x))
     y_off = numpy(model.decode(z_off, noise=False))

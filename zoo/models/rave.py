@@ -14,13 +14,27 @@ autoencoder for fast and high-quality neural audio synthesis")::
               per-band envelope (a 16-band filter, 2 sigmoid(x - 5)^2.3)
       -> bands [B, T/M, M] -> PQMF synthesis -> waveform [B, T]
 
-Differences from the reference, on purpose:
+That is the ``light`` layout (the default). ``layout="v1"`` and ``"v2"`` follow the
+reference's two layouts (recipes ``rave_v1``, ``rave_v2``, parameter counts within
+0.5 % of the reference's 17.6M and 31.5M): v1's encoder head is a grouped conv k5,
+its decoder runs the stages in ratio order with residual layers of two k3 convs
+(dilated, then not); v2 puts residual dilated units (k3 + 1x1, per-stage dilations)
+before each strided conv k=2r of the encoder and after each upsampling of the
+decoder. The light layout at v1's sizes (channels capped at 512) has 10.3M
+parameters: it drops the second k3 conv of each decoder unit, the encoder's last
+doubling of channels, and the largest decoder stage (it mirrors the encoder, so the
+stride-2 stage comes first, at the widest channels).
+
+Differences from the reference, on purpose (every layout):
 
 * upsampling is "repeat r, then a convolution of width 2r" rather than a transposed
   convolution: the same receptive field, and it streams exactly with the same
   cached-convolution state as every other layer;
 * no BatchNorm in the encoder (a frozen encoder must be frozen exactly, and batch
-  statistics break offline/streaming equality);
+  statistics break offline/streaming equality), convolutions keep their biases, and
+  every layout has the same three small heads (the reference v1's noise generator
+  is three strided convs, v2's head an amplitude-modulated waveform conv): together
+  under 0.3 % of the parameters;
 * the KL keeps its 1/2 (the reference's is twice the KL: halve ``beta`` to compare);
 * the feature-matching weight is applied once (the reference applies it twice,
   effectively 100 in v1; set ``feature_matching_weight`` to reproduce that);
@@ -66,83 +80,135 @@ def _leaky(x):
     return ops.leaky_relu(x, 0.2)
 
 
-def _conv(filters, kernel, causal, strides=1, name=None):
+def _conv(filters, kernel, causal, strides=1, name=None, groups=1):
     """A causal (streamable) or centred ('same') 1-D convolution."""
     if causal:
-        return CausalConv1D(filters, kernel, strides=strides, name=name)
-    return keras.layers.Conv1D(filters, kernel, strides=strides, padding="same", name=name)
+        return CausalConv1D(filters, kernel, strides=strides, groups=groups, name=name)
+    return keras.layers.Conv1D(filters, kernel, strides=strides, padding="same", groups=groups,
+                               name=name)
+
+
+LAYOUTS = ("light", "v1", "v2")
+
+
+def stage_dilations(dilations, num_stages):
+    """Residual-unit dilations per stage (encoder order): a flat list is used for every
+    stage, a list of lists gives each stage its own (RAVE v2: ``[[1, 3, 9]] * 3 + [[1, 3]]``)."""
+    dilations = list(dilations)
+    if dilations and all(isinstance(d, (list, tuple)) for d in dilations):
+        if len(dilations) != num_stages:
+            raise ValueError(f"dilations: {len(dilations)} lists for {num_stages} ratios")
+        return tuple(tuple(int(x) for x in d) for d in dilations)
+    return (tuple(int(d) for d in dilations),) * num_stages
+
+
+def _widths(capacity, num_stages, max_channels):
+    """Channels at the band rate, then after each downsampling stage (doubling, capped)."""
+    widths = [int(capacity)]
+    for _ in range(num_stages):
+        widths.append(min(widths[-1] * 2, int(max_channels)))
+    return widths
 
 
 # --------------------------------------------------------------------------- networks
 @keras.saving.register_keras_serializable(package="zoo")
 class RaveEncoder(keras.layers.Layer):
-    """PQMF bands ``[B, F, M]`` -> ``(mean, std)`` ``[B, F / prod(ratios), latent_dim]``."""
+    """PQMF bands ``[B, F, M]`` -> ``(mean, std)`` ``[B, F / prod(ratios), latent_dim]``.
 
-    def __init__(self, capacity, latent_dim, ratios, max_channels, causal, **kwargs):
+    ``layout``: ``"light"`` (conv k7, per ratio r a conv k=2r+1 stride r, head conv k3),
+    ``"v1"`` (RAVE v1: the same stages, head a grouped conv k5, groups 2: mean and scale
+    from separate halves of the channels) or ``"v2"`` (RAVE v2: before each strided conv
+    k=2r, residual dilated units with the stage's ``dilations``; head conv k3).
+    """
+
+    def __init__(self, capacity, latent_dim, ratios, max_channels, causal, layout="light",
+                 dilations=(), **kwargs):
         super().__init__(**kwargs)
         self.capacity, self.latent_dim, self.ratios = int(capacity), int(latent_dim), tuple(ratios)
-        self.max_channels, self.causal = int(max_channels), bool(causal)
+        self.max_channels, self.causal, self.layout = int(max_channels), bool(causal), layout
+        self.dilations = stage_dilations(dilations, len(self.ratios)) if layout == "v2" else ()
+        widths = _widths(self.capacity, len(self.ratios), self.max_channels)
+        # the layers in signal order: convolutions and (v2) residual units
         self.convs = [_conv(self.capacity, 7, causal, name="conv_in")]
-        ch = self.capacity
         for i, r in enumerate(self.ratios):
-            ch = min(ch * 2, self.max_channels)
-            self.convs.append(_conv(ch, 2 * r + 1, causal, strides=r, name=f"down_{i}"))
-        self.head = _conv(2 * self.latent_dim, 3, causal, name="head")
+            if layout == "v2":
+                self.convs += [ResidualBlock1D(3, d, causal=causal, name=f"res_{i}_{j}")
+                               for j, d in enumerate(self.dilations[i])]
+            kernel = 2 * r if layout == "v2" else 2 * r + 1
+            self.convs.append(_conv(widths[i + 1], kernel, causal, strides=r, name=f"down_{i}"))
+        self.head = (_conv(2 * self.latent_dim, 5, causal, name="head", groups=2)
+                     if layout == "v1" else _conv(2 * self.latent_dim, 3, causal, name="head"))
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        for conv in self.convs + [self.head]:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
+        for layer in self.convs + [self.head]:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
 
     def _split(self, h):
         mean, scale = ops.split(h, 2, axis=-1)
         return mean, ops.softplus(scale) + 1e-4
 
+    def _apply(self, layer, h, first):
+        """Residual units take their input as is; convolutions after the first take
+        LeakyReLU of it."""
+        return h if first or isinstance(layer, ResidualBlock1D) else _leaky(h)
+
     def call(self, bands):
-        h = self.convs[0](bands)
-        for conv in self.convs[1:]:
-            h = conv(_leaky(h))
+        h = bands
+        for i, layer in enumerate(self.convs):
+            h = layer(self._apply(layer, h, i == 0))
         return self._split(self.head(_leaky(h)))
 
     def initial_state(self, batch_size):
-        return [c.initial_state(batch_size) for c in self.convs + [self.head]]
+        return [layer.initial_state(batch_size) for layer in self.convs + [self.head]]
 
     def stream(self, bands, state):
-        new = []
-        h, s = self.convs[0].stream(bands, state[0])
-        new.append(s)
-        for conv, st in zip(self.convs[1:] + [self.head], state[1:]):
-            h, s = conv.stream(_leaky(h), st)
+        h, new = bands, []
+        for i, (layer, st) in enumerate(zip(self.convs + [self.head], state)):
+            h, s = layer.stream(self._apply(layer, h, i == 0), st)
             new.append(s)
         return self._split(h), new
 
     def get_config(self):
         return {**super().get_config(), "capacity": self.capacity, "latent_dim": self.latent_dim,
                 "ratios": list(self.ratios), "max_channels": self.max_channels,
-                "causal": self.causal}
+                "causal": self.causal, "layout": self.layout,
+                "dilations": [list(d) for d in self.dilations]}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 class RaveDecoder(keras.layers.Layer):
     """Latents ``[B, L, latent_dim]`` -> ``(bands, loudness amplitude, noise envelope)``
-    at the band rate: ``[B, L prod(ratios), M]``, ``[B, ., 1]``, ``[B, ., M]``."""
+    at the band rate: ``[B, L prod(ratios), M]``, ``[B, ., 1]``, ``[B, ., M]``.
 
-    def __init__(self, capacity, num_bands, ratios, dilations, max_channels, causal, **kwargs):
+    Per stage: LeakyReLU, upsampling by r (repeat r, conv k=2r, channels halved), then
+    residual units. ``layout``: ``"light"`` (stages in reversed ratio order, units a
+    dilated k3 conv + 1x1), ``"v1"`` (RAVE v1: stages in ratio order, units a dilated k3
+    conv + a k3 conv) or ``"v2"`` (RAVE v2: reversed order, per-stage dilations, input
+    conv k3 instead of k7).
+    """
+
+    def __init__(self, capacity, num_bands, ratios, dilations, max_channels, causal,
+                 layout="light", **kwargs):
         super().__init__(**kwargs)
         self.capacity, self.num_bands, self.ratios = int(capacity), int(num_bands), tuple(ratios)
-        self.dilations, self.max_channels = tuple(dilations), int(max_channels)
-        self.causal = bool(causal)
-        widths = [self.capacity]
-        for _ in self.ratios:
-            widths.append(min(widths[-1] * 2, self.max_channels))
-        self.conv_in = _conv(widths[-1], 7, causal, name="conv_in")
+        self.max_channels, self.causal, self.layout = int(max_channels), bool(causal), layout
+        per_stage = stage_dilations(dilations, len(self.ratios))
+        self.dilations = per_stage if layout == "v2" else per_stage[0]
+        widths = _widths(self.capacity, len(self.ratios), self.max_channels)
+        order = list(range(len(self.ratios)))
+        if layout != "v1":
+            order = order[::-1]  # mirror the encoder
+        self.up_ratios = tuple(self.ratios[i] for i in order)
+        self.conv_in = _conv(widths[-1], 3 if layout == "v2" else 7, causal, name="conv_in")
         self.ups, self.res = [], []
-        for i, r in enumerate(reversed(self.ratios)):
-            out = widths[-2 - i]
+        for i, stage in enumerate(order):
+            out, r = widths[-2 - i], self.ratios[stage]
             self.ups.append(_conv(out, 2 * r, causal, name=f"up_{i}"))
-            self.res.append([ResidualBlock1D(3, d, causal=causal, name=f"res_{i}_{j}")
-                             for j, d in enumerate(self.dilations)])
+            self.res.append([ResidualBlock1D(3, d, causal=causal, name=f"res_{i}_{j}",
+                                             output_kernel_size=3 if layout == "v1" else 1)
+                             for j, d in enumerate(per_stage[stage])])
         self.wave = _conv(self.num_bands, 7, causal, name="wave")
         self.loudness = _conv(1, 7, causal, name="loudness")
         self.noise = _conv(self.num_bands, 3, causal, name="noise")
@@ -151,7 +217,7 @@ class RaveDecoder(keras.layers.Layer):
         shape = tuple(input_shape)
         self.conv_in.build(shape)
         shape = self.conv_in.compute_output_shape(shape)
-        for r, up, blocks in zip(reversed(self.ratios), self.ups, self.res):
+        for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
             shape = (shape[0], None if shape[1] is None else shape[1] * r, shape[2])
             up.build(shape)
             shape = up.compute_output_shape(shape)
@@ -177,7 +243,7 @@ class RaveDecoder(keras.layers.Layer):
 
     def call(self, z):
         h = self.conv_in(z)
-        for r, up, blocks in zip(reversed(self.ratios), self.ups, self.res):
+        for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
             h = up(ops.repeat(_leaky(h), r, axis=1))
             for b in blocks:
                 h = b(h)
@@ -194,7 +260,7 @@ class RaveDecoder(keras.layers.Layer):
         it, new = iter(state), []
         h, s = self.conv_in.stream(z, next(it))
         new.append(s)
-        for r, up, blocks in zip(reversed(self.ratios), self.ups, self.res):
+        for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
             h, s = up.stream(ops.repeat(_leaky(h), r, axis=1), next(it))
             new.append(s)
             for b in blocks:
@@ -204,9 +270,11 @@ class RaveDecoder(keras.layers.Layer):
         return out, new + heads
 
     def get_config(self):
+        dilations = ([list(d) for d in self.dilations] if self.layout == "v2"
+                     else list(self.dilations))
         return {**super().get_config(), "capacity": self.capacity, "num_bands": self.num_bands,
-                "ratios": list(self.ratios), "dilations": list(self.dilations),
-                "max_channels": self.max_channels, "causal": self.causal}
+                "ratios": list(self.ratios), "dilations": dilations,
+                "max_channels": self.max_channels, "causal": self.causal, "layout": self.layout}
 
 
 # ------------------------------------------------------------------------------ model
@@ -224,8 +292,14 @@ class RAVE(AdversarialModel):
         latent_dim: latent channels (128 in the reference).
         ratios: encoder strides (``(4, 4, 4, 2)`` in v1: compression
             ``M * prod(ratios) = 2048``).
-        dilations: dilations of the decoder's residual units per stage.
+        dilations: dilations of the residual units of each stage: one list for every
+            stage, or one list per ratio (v2: ``[[1, 3, 9], [1, 3, 9], [1, 3, 9], [1, 3]]``).
         causal: causal convolutions and PQMF (streamable) or centred ones.
+        layout: ``"light"`` (decoder units a dilated k3 conv + a 1x1 conv, no residual
+            units in the encoder), ``"v1"`` or ``"v2"``: the reference's encoder and
+            decoder layouts, at its parameter count with the recipes ``rave_v1``
+            (17.6M) and ``rave_v2`` (31.5M); see :class:`RaveEncoder`,
+            :class:`RaveDecoder`. The light layout of ``rave_v1``'s sizes has 10.3M.
         beta: KL weight after warm-up.
         beta_start: KL weight at step 0; with ``beta_warmup_steps > 0`` it moves
             log-linearly to ``beta`` (v2: 1e-6 -> 5e-2 over 20k steps).
@@ -260,7 +334,7 @@ class RAVE(AdversarialModel):
 
     def __init__(self, sample_rate=16000, num_bands=16, attenuation=100, capacity=16,
                  max_channels=512, latent_dim=16, ratios=(4, 4, 2), dilations=(1, 3, 5),
-                 causal=True, beta=0.1, beta_start=None, beta_warmup_steps=0, warmup=1000000,
+                 causal=True, layout="light", beta=0.1, beta_start=None, beta_warmup_steps=0, warmup=1000000,
                  discriminator="multiscale", disc_capacity=16, disc_layers=4, disc_max_channels=1024, disc_grouped=True,
                  num_scales=3, periods=(2, 3, 5, 7, 11), feature_matching_weight=10.0, adversarial_weight=1.0,
                  spectral_scales=(2048, 1024, 512, 256, 128), spectral_eps=1e-7, noise=True, latent_fidelity=0.95,
@@ -278,7 +352,13 @@ class RAVE(AdversarialModel):
         self.num_bands, self.attenuation = int(num_bands), attenuation
         self.capacity, self.max_channels, self.latent_dim = (int(capacity), int(max_channels),
                                                              int(latent_dim))
-        self.ratios, self.dilations = tuple(int(r) for r in ratios), tuple(int(d) for d in dilations)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.layout = layout
+        self.ratios = tuple(int(r) for r in ratios)
+        stage_dilations(dilations, len(self.ratios))  # checks a per-stage list's length
+        self.dilations = tuple(tuple(int(x) for x in d) if isinstance(d, (list, tuple)) else int(d)
+                               for d in dilations)
         self.causal = bool(causal)
         self.beta, self.beta_warmup_steps = float(beta), int(beta_warmup_steps)
         self.beta_start = None if beta_start is None else float(beta_start)
@@ -296,9 +376,9 @@ class RAVE(AdversarialModel):
 
         self.pqmf = PQMF(self.num_bands, attenuation, causal=self.causal, name="pqmf")
         self.encoder = RaveEncoder(capacity, latent_dim, self.ratios, max_channels, self.causal,
-                                   name="encoder")
+                                   layout=layout, dilations=self.dilations, name="encoder")
         self.decoder = RaveDecoder(capacity, num_bands, self.ratios, self.dilations, max_channels,
-                                   self.causal, name="decoder")
+                                   self.causal, layout=layout, name="decoder")
         self.discriminators = [MultiScaleDiscriminator(num_scales, disc_capacity, disc_layers,
                                                        self.disc_max_channels, self.disc_grouped,
                                                        name="discriminator_scales")]
@@ -537,7 +617,7 @@ class RAVE(AdversarialModel):
         return [(None, *s.shape[1:]) for s in state["encoder"] + state["decoder"]]
 
     def _stream_flat(self, block, *flat):
-        n_enc = len(self.encoder.convs) + 2  # pqmf analysis + encoder convs + head
+        n_enc = len(self.encoder.convs) + 2  # pqmf analysis + encoder layers + head
         state = {"encoder": list(flat[:n_enc]), "decoder": list(flat[n_enc:])}
         out, new = self.stream(block, state)
         return (out, *new["encoder"], *new["decoder"])
@@ -740,7 +820,8 @@ class RAVE(AdversarialModel):
                 "num_bands": self.num_bands, "attenuation": self.attenuation,
                 "capacity": self.capacity, "max_channels": self.max_channels,
                 "latent_dim": self.latent_dim, "ratios": list(self.ratios),
-                "dilations": list(self.dilations), "causal": self.causal, "beta": self.beta,
+                "dilations": [list(d) if isinstance(d, tuple) else d for d in self.dilations],
+                "layout": self.layout, "causal": self.causal, "beta": self.beta,
                 "beta_start": self.beta_start, "beta_warmup_steps": self.beta_warmup_steps,
                 "warmup": self.warmup, "discriminator": self.discriminator_kind,
                 "disc_capacity": self.disc_capacity, "disc_layers": self.disc_layers,
