@@ -5,7 +5,8 @@ import pytest
 from keras import ops
 
 from layers.blocks import (CausalConv1D, GatedMaskedConv2D, GaussianSampler, MaskedConv2D,
-                           ResidualBlock1D, ResidualBlock2D, reparameterize)
+                           ResidualBlock1D, ResidualBlock2D, reparameterize,
+                           upsample_conv1d)
 from tests.layers._grad import grad
 
 RNG = np.random.default_rng(0)
@@ -144,6 +145,31 @@ def test_causal_conv_matches_numpy_and_streams(kernel_size, strides, dilation):
     if strides > 1:
         with pytest.raises(ValueError, match="multiple"):
             layer.stream(x[:, :3], layer.initial_state(2))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("ratio", [1, 2, 4, 5])
+def test_upsample_conv1d_equals_repeat_then_conv(causal, ratio):
+    """The polyphase form equals "repeat each frame `ratio` times, then a width-2r
+    convolution" computed by Keras' own (causal or 'same') Conv1D with the same
+    weights, and (causal) streams block by block to the offline output."""
+    x = RNG.normal(size=(2, 9, 3)).astype("float32")
+    conv = CausalConv1D(4, 2 * ratio, bias_initializer="random_normal") if causal else (
+        keras.layers.Conv1D(4, 2 * ratio, padding="same", bias_initializer="random_normal"))
+    ref = _np(conv(np.repeat(x, ratio, axis=1)))
+    y = _np(upsample_conv1d(x, conv.kernel, conv.bias, ratio, causal))
+    assert y.shape == (2, 9 * ratio, 4)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    if causal:
+        state, outs = np.zeros((2, 2, 3), "float32"), []
+        for start, size in ((0, 4), (4, 1), (5, 4)):
+            out, state = upsample_conv1d(x[:, start:start + size], conv.kernel, conv.bias,
+                                         ratio, True, state=state)
+            outs.append(_np(out))
+        np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match="causal"):
+            upsample_conv1d(x, conv.kernel, conv.bias, ratio, False, state=np.zeros((2, 2, 3)))
 
 
 @pytest.mark.parametrize("causal", [True, False])

@@ -28,8 +28,9 @@ stride-2 stage comes first, at the widest channels).
 Differences from the reference, on purpose (every layout):
 
 * upsampling is "repeat r, then a convolution of width 2r" rather than a transposed
-  convolution: the same receptive field, and it streams exactly with the same
-  cached-convolution state as every other layer;
+  convolution (same parameters, no checkerboard pattern, streams exactly), computed in
+  polyphase form (``layers.upsample_conv1d``: one width-3 convolution at the input
+  rate, 3 / 2r of the multiplies of the repeated form);
 * no BatchNorm in the encoder (a frozen encoder must be frozen exactly, and batch
   statistics break offline/streaming equality), convolutions keep their biases, and
   every layout has the same three small heads (the reference v1's noise generator
@@ -68,7 +69,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from layers import PQMF, CausalConv1D, ResidualBlock1D, gaussian_kl
+from layers import PQMF, CausalConv1D, ResidualBlock1D, gaussian_kl, upsample_conv1d
 from layers.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from layers.losses import feature_matching, hinge_discriminator_loss, multiscale_spectral_distance
 from zoo.engine import AdversarialModel, Capability, Objective, check_positive, inference
@@ -205,6 +206,7 @@ class RaveDecoder(keras.layers.Layer):
         self.ups, self.res = [], []
         for i, stage in enumerate(order):
             out, r = widths[-2 - i], self.ratios[stage]
+            # weights of the width-2r conv after a repeat, run as upsample_conv1d
             self.ups.append(_conv(out, 2 * r, causal, name=f"up_{i}"))
             self.res.append([ResidualBlock1D(3, d, causal=causal, name=f"res_{i}_{j}",
                                              output_kernel_size=3 if layout == "v1" else 1)
@@ -244,7 +246,7 @@ class RaveDecoder(keras.layers.Layer):
     def call(self, z):
         h = self.conv_in(z)
         for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
-            h = up(ops.repeat(_leaky(h), r, axis=1))
+            h = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, self.causal)
             for b in blocks:
                 h = b(h)
         return self._heads(h)[0]
@@ -252,7 +254,8 @@ class RaveDecoder(keras.layers.Layer):
     def initial_state(self, batch_size):
         state = [self.conv_in.initial_state(batch_size)]
         for up, blocks in zip(self.ups, self.res):
-            state.append(up.initial_state(batch_size))
+            # upsample_conv1d's state: the last 2 input frames
+            state.append(ops.zeros((batch_size, 2, up.kernel.shape[1]), self.compute_dtype))
             state += [b.initial_state(batch_size) for b in blocks]
         return state + [c.initial_state(batch_size) for c in (self.wave, self.loudness, self.noise)]
 
@@ -261,7 +264,7 @@ class RaveDecoder(keras.layers.Layer):
         h, s = self.conv_in.stream(z, next(it))
         new.append(s)
         for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
-            h, s = up.stream(ops.repeat(_leaky(h), r, axis=1), next(it))
+            h, s = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, True, state=next(it))
             new.append(s)
             for b in blocks:
                 h, s = b.stream(h, next(it))
