@@ -23,7 +23,7 @@ class CompiledCall:
         self.arrays = [a for a, arr in zip(flat, self.mask) if arr]
         self.template = [None if arr else a for a, arr in zip(flat, self.mask)]
         static = tuple((i, a) for i, a in enumerate(self.template) if not self.mask[i])
-        self.key = (method.__name__, repr(self.skeleton), static, tuple(self.mask))
+        self.key = (method.__name__, _structure(nest), static, tuple(self.mask))
 
     def runner(self):
         """``run(model, arrays)``: the method with ``arrays`` in place of the traced
@@ -37,6 +37,18 @@ class CompiledCall:
             return method(model, *args, **kwargs)
 
         return run
+
+
+def _structure(tree):
+    """A hashable description of a nested argument's containers, independent of dict
+    insertion order: a state dict that went through ``jax.jit`` comes back with its
+    keys sorted, and must find the function compiled for the original (the leaves are
+    flattened in sorted-key order either way)."""
+    if isinstance(tree, dict):
+        return ("dict", tuple((k, _structure(tree[k])) for k in sorted(tree)))
+    if isinstance(tree, (list, tuple)):
+        return (type(tree).__name__, tuple(_structure(v) for v in tree))
+    return 0
 
 
 def cached(model, key, build):
