@@ -109,3 +109,36 @@ def test_inference_state_that_went_through_a_compiled_call_reuses_its_function()
     assert int(ops.convert_to_numpy(state["count"])) == 3
     if keras.backend.backend() != "torch":  # torch runs eagerly: nothing is compiled
         assert len(model._inference_cache) == 1, list(model._inference_cache)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's compilation cache")
+def test_jax_compilation_cache_lives_in_the_zoo_cache_and_can_be_turned_off(tmp_path):
+    """A fresh process writes what it compiles under ``$ZOO_CACHE_DIR/jax``, a second
+    one reads it back (JAX counts the hits), and ``ZOO_JAX_CACHE=0`` writes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import numpy as np, jax\n"
+              "from jax._src import monitoring\n"
+              "hits = []\n"
+              "monitoring.register_event_listener(lambda e, **k: hits.append(e) "
+              "if e == '/jax/compilation_cache/cache_hits' else None)\n"
+              "from zoo import registry\n"
+              "m = registry.build(registry.load_recipe('ae', tiny=True))\n"
+              "m.reconstruct(np.zeros((1, 4096), 'float32'))\n"
+              "print('hits', len(hits))\n")
+
+    def run(**env):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env={**os.environ, "ZOO_CACHE_DIR": str(tmp_path), **env},
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return int(out.stdout.split("hits")[-1])
+
+    assert run(ZOO_JAX_CACHE="0") == 0 and not (tmp_path / "jax").exists()
+    cold = run()  # (identical computations within one process may already hit)
+    entries = len(list((tmp_path / "jax").iterdir()))
+    assert entries > 0
+    assert run() > cold
+    assert len(list((tmp_path / "jax").iterdir())) == entries  # nothing compiled anew

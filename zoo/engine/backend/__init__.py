@@ -31,3 +31,7 @@ def current():
     except ModuleNotFoundError:
         raise NotImplementedError(f"the zoo engine does not support the {name!r} backend "
                                   "(tensorflow, jax, torch)") from None
+
+
+if keras.backend.backend() == "jax":  # the compilation cache, before anything compiles
+    current()
