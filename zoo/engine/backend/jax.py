@@ -118,9 +118,12 @@ def call_inference(model, method, args, kwargs):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):
                 return run(model, arrays)
 
-        return jax.jit(pure)
+        return jax.jit(pure), variables
 
-    return cached(model, call.key, build)([v.value for v in model.variables], call.arrays)
+    # the variables the function was traced with, listed once (walking the layer tree
+    # for ``model.variables`` cost ~0.9 ms of a 2048-sample RAVE block's ~2.8 ms)
+    compiled, variables = cached(model, call.key, build)
+    return compiled([v.value for v in variables], call.arrays)
 
 
 def value_and_grad(fn):
