@@ -68,6 +68,22 @@ def test_reference_presets_have_the_reference_parameter_count(recipe, layout, up
     assert abs(count - (reference - 16_656)) < 0.005 * reference, count
 
 
+@pytest.mark.parametrize("layout", ["light", "v1", "v2"])
+def test_per_stage_dilations_survive_the_config(layout):
+    """One list of dilations per ratio (encoder order) gives each decoder stage its own
+    units (the decoder runs the stages reversed except in v1), through get_config."""
+    model = small_model(layout=layout, dilations=[[1], [1, 3], [1, 3, 5]])
+    clone = RAVE.from_config(model.get_config())
+    clone.build()
+    units = [[b.dilation_rate for b in blocks] for blocks in clone.decoder.res]
+    assert units == ([[1], [1, 3], [1, 3, 5]] if layout == "v1" else [[1, 3, 5], [1, 3], [1]])
+    assert clone.count_params() == model.count_params()
+    with pytest.raises(ValueError, match="dilations: 2 lists for 3 ratios"):
+        small_model(layout=layout, dilations=[[1], [1, 3]])
+    with pytest.raises(ValueError, match="layout must be one of"):
+        small_model(layout="v3")
+
+
 # ------------------------------------------------------------------ streaming
 @pytest.mark.parametrize("block, layout", [(2048, "light"), (4096, "light"), (2048, "v1"),
                                            (2048, "v2")])

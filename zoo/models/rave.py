@@ -184,10 +184,10 @@ class RaveDecoder(keras.layers.Layer):
     at the band rate: ``[B, L prod(ratios), M]``, ``[B, ., 1]``, ``[B, ., M]``.
 
     Per stage: LeakyReLU, upsampling by r (repeat r, conv k=2r, channels halved), then
-    residual units. ``layout``: ``"light"`` (stages in reversed ratio order, units a
-    dilated k3 conv + 1x1), ``"v1"`` (RAVE v1: stages in ratio order, units a dilated k3
-    conv + a k3 conv) or ``"v2"`` (RAVE v2: reversed order, per-stage dilations, input
-    conv k3 instead of k7).
+    residual units (``dilations``: one list, or one per ratio in encoder order).
+    ``layout``: ``"light"`` (stages in reversed ratio order, units a dilated k3 conv +
+    1x1), ``"v1"`` (RAVE v1: stages in ratio order, units a dilated k3 conv + a k3 conv)
+    or ``"v2"`` (RAVE v2: reversed order, input conv k3 instead of k7).
     """
 
     def __init__(self, capacity, num_bands, ratios, dilations, max_channels, causal,
@@ -196,7 +196,8 @@ class RaveDecoder(keras.layers.Layer):
         self.capacity, self.num_bands, self.ratios = int(capacity), int(num_bands), tuple(ratios)
         self.max_channels, self.causal, self.layout = int(max_channels), bool(causal), layout
         per_stage = stage_dilations(dilations, len(self.ratios))
-        self.dilations = per_stage if layout == "v2" else per_stage[0]
+        self._per_stage = any(isinstance(d, (list, tuple)) for d in dilations)
+        self.dilations = per_stage if self._per_stage else per_stage[0]
         widths = _widths(self.capacity, len(self.ratios), self.max_channels)
         order = list(range(len(self.ratios)))
         if layout != "v1":
@@ -273,7 +274,7 @@ class RaveDecoder(keras.layers.Layer):
         return out, new + heads
 
     def get_config(self):
-        dilations = ([list(d) for d in self.dilations] if self.layout == "v2"
+        dilations = ([list(d) for d in self.dilations] if self._per_stage
                      else list(self.dilations))
         return {**super().get_config(), "capacity": self.capacity, "num_bands": self.num_bands,
                 "ratios": list(self.ratios), "dilations": dilations,
