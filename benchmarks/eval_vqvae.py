@@ -7,6 +7,7 @@ Usage::
     KERAS_BACKEND=torch python benchmarks/eval_vqvae.py [--model vqvae|vqvae_waveform] \
         [--steps 1000] [--variants restart,no_restart] [--set model_config.channels=32 ...] \
         [--out runs/eval_vqvae] [--json benchmarks/results/vqvae_quality.json]
+    python benchmarks/eval_vqvae.py --ceilings   # front-end ceilings only, no training
 
 Trains the recipe once per variant from the same seed, with ``dead_code_threshold`` 1
 (restart, the default) and 0 (none), then on 16 clips of the files held out of
@@ -74,6 +75,30 @@ def feature_errors(model, clips):
                                             for x, y in zip(clips, inverted)]))}
 
 
+FRONT_ENDS = [(512, 128, 64), (512, 128, 128), (512, 128, 160), (1024, 256, 128),
+              (1024, 256, 256)]
+
+
+def front_end_ceilings(clips, sr, mel_inversion_iters=30):
+    """The spectrogram layout's ceiling for several front-ends (n_fft, hop, n_mels): the
+    distances of the front-end's inversion (mel pseudo-inverse + NNLS, 32 Griffin-Lim
+    iterations) of each clip's TRUE log-mel. A model of that front-end cannot beat them."""
+    import keras
+
+    from zoo.eval import mel_distance, multiscale_spectral_distance
+    from zoo.models.spectral import SpectralFrontEnd
+
+    rows = []
+    for n_fft, hop, n_mels in FRONT_ENDS:
+        fe = SpectralFrontEnd(sr, n_fft, hop, n_mels, mel_inversion_iters=mel_inversion_iters)
+        y = keras.ops.convert_to_numpy(fe.to_waveform(fe(clips), length=clips.shape[1]))
+        rows.append({"n_fft": n_fft, "hop_length": hop, "n_mels": n_mels,
+                     "multiscale": float(np.mean([multiscale_spectral_distance(a, b)
+                                                  for a, b in zip(clips, y)])),
+                     "mel": float(np.mean([mel_distance(a, b, sr) for a, b in zip(clips, y)]))})
+    return rows
+
+
 def parse_sets(sets):
     import tomllib
 
@@ -94,7 +119,12 @@ def main(argv=None):
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--out", default="runs/eval_vqvae")
     parser.add_argument("--json")
+    parser.add_argument("--ceilings", action="store_true",
+                        help="only print the front-end ceilings of several mel resolutions "
+                             "beside the time-averaged baseline (no training)")
     args = parser.parse_args(argv)
+    if args.ceilings:
+        return print_ceilings(args.clips)
 
     import keras
 
@@ -168,6 +198,25 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     return result
+
+
+def print_ceilings(num_clips):
+    from zoo.data import load_dataset
+    from zoo.eval import mel_distance, multiscale_spectral_distance
+
+    ds = load_dataset("builtin:timbre", 16000, 16384, progress=False)
+    clips = ds.clips(num_clips, split="val", seed=7)
+    flat = [baselines(x, 512, 128)[0] for x in clips]
+    base_ms = float(np.mean([multiscale_spectral_distance(x, b) for x, b in zip(clips, flat)]))
+    base_mel = float(np.mean([mel_distance(x, b, 16000) for x, b in zip(clips, flat)]))
+    print(f"time-averaged baseline: multiscale {base_ms:.3f}, mel {base_mel:.3f} "
+          f"(the bar, half of it: {base_ms / 2:.3f}, {base_mel / 2:.3f})")
+    rows = front_end_ceilings(clips, 16000)
+    for row in rows:
+        print(f"  n_fft {row['n_fft']:5d} hop {row['hop_length']:4d} mels {row['n_mels']:4d}: "
+              f"multiscale {row['multiscale']:.3f} ({row['multiscale'] / base_ms:.2f}x), "
+              f"mel {row['mel']:.3f} ({row['mel'] / base_mel:.2f}x)")
+    return rows
 
 
 if __name__ == "__main__":
