@@ -18,6 +18,7 @@ Usage::
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,10 @@ def trial(recipe, block, cache_dir):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median(values):
+    return sorted(values)[len(values) // 2]
+
+
 def run(recipe="rave", trials=2, block=2048):
     records = []
     with tempfile.TemporaryDirectory() as cache:
@@ -67,14 +72,11 @@ def run(recipe="rave", trials=2, block=2048):
         for kind in ("cold", "warm"):
             for _ in range(trials):
                 if kind == "cold":  # an empty cache for every cold trial
-                    for item in Path(cache).glob("*"):
-                        subprocess.run(["rm", "-rf", str(item)], check=True)
+                    for item in Path(cache).iterdir():
+                        shutil.rmtree(item)
                 runs[kind].append(trial(recipe, block, cache))
     settings = {"recipe": recipe, "block": block, "trials": trials}
     for kind, results in runs.items():
-        def median(values):
-            return sorted(values)[len(values) // 2]
-
         for what, values in (("import keras + zoo", [r["import"] for r in results]),
                              ("zoo.load", [r["load"] for r in results]),
                              ("first block", [r["blocks"][0] for r in results]),

@@ -1,5 +1,7 @@
 """Building blocks: Gaussian sampling, PixelCNN masked convolutions, causal
 (streamable) convolutions and residual units, in `keras.ops` only."""
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -318,6 +320,20 @@ class CausalConv1D(keras.layers.Conv1D):
         return config
 
 
+@functools.lru_cache(maxsize=None)
+def _upsample_fold(r):
+    """``fold[q, p, m] = 1`` when tap ``m`` of output phase ``p`` (frame ``t = r j + p``)
+    reads input frame ``j + q - 2`` (causal: ``u[t - (2r - 1) + m]``) or ``j + q - 1``
+    (centred, Keras' 'same' for an even width: ``u[t - (r - 1) + m]``); ``u[s] = x[s // r]``.
+    Built once per ratio (eager backends call :func:`upsample_conv1d` on every block)."""
+    fold = np.zeros((3, r, 2 * r), "float32")
+    for p in range(r):
+        for m in range(2 * r):
+            fold[(p + 1 + m) // r, p, m] = 1.0
+    fold.flags.writeable = False
+    return fold
+
+
 def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None):
     """Upsampling by `ratio`: repeat every frame `ratio` times, then the 1-D convolution
     of width `2 * ratio` with `kernel [2r, C_in, C_out]` and `bias` (causal, or centred
@@ -353,16 +369,9 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None):
     kernel = ops.convert_to_tensor(kernel)
     if kernel.shape[0] != 2 * r:
         raise ValueError(f"kernel width {kernel.shape[0]} is not 2 * ratio = {2 * r}")
-    # fold[q, p, m] = 1 when tap m of output phase p (frame t = r j + p) reads input
-    # frame j + q - 2 (causal: u[t - (2r - 1) + m]) or j + q - 1 (centred, Keras' 'same'
-    # for an even width: u[t - (r - 1) + m]); u[s] = x[s // r]
-    fold = np.zeros((3, r, 2 * r), "float32")
-    for p in range(r):
-        for m in range(2 * r):
-            fold[(p + 1 + m) // r, p, m] = 1.0
     c_in, c_out = kernel.shape[1], kernel.shape[2]
-    folded = ops.reshape(ops.einsum("qpm,mco->qcpo", ops.convert_to_tensor(fold, kernel.dtype),
-                                    kernel), (3, c_in, r * c_out))
+    fold = ops.convert_to_tensor(_upsample_fold(r), kernel.dtype)
+    folded = ops.reshape(ops.einsum("qpm,mco->qcpo", fold, kernel), (3, c_in, r * c_out))
     x = ops.convert_to_tensor(inputs, kernel.dtype)
     if state is not None:
         x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)

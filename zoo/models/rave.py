@@ -103,6 +103,11 @@ def stage_dilations(dilations, num_stages):
     return (tuple(int(d) for d in dilations),) * num_stages
 
 
+def dilations_config(dilations):
+    """``dilations`` as plain lists (one list, or one per stage) for ``get_config``."""
+    return [list(d) if isinstance(d, (list, tuple)) else int(d) for d in dilations]
+
+
 def _widths(capacity, num_stages, max_channels):
     """Channels at the band rate, then after each downsampling stage (doubling, capped)."""
     widths = [int(capacity)]
@@ -175,7 +180,7 @@ class RaveEncoder(keras.layers.Layer):
         return {**super().get_config(), "capacity": self.capacity, "latent_dim": self.latent_dim,
                 "ratios": list(self.ratios), "max_channels": self.max_channels,
                 "causal": self.causal, "layout": self.layout,
-                "dilations": [list(d) for d in self.dilations]}
+                "dilations": dilations_config(self.dilations)}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -196,8 +201,8 @@ class RaveDecoder(keras.layers.Layer):
         self.capacity, self.num_bands, self.ratios = int(capacity), int(num_bands), tuple(ratios)
         self.max_channels, self.causal, self.layout = int(max_channels), bool(causal), layout
         per_stage = stage_dilations(dilations, len(self.ratios))
-        self._per_stage = any(isinstance(d, (list, tuple)) for d in dilations)
-        self.dilations = per_stage if self._per_stage else per_stage[0]
+        per_stage_given = any(isinstance(d, (list, tuple)) for d in dilations)
+        self.dilations = per_stage if per_stage_given else per_stage[0]
         widths = _widths(self.capacity, len(self.ratios), self.max_channels)
         order = list(range(len(self.ratios)))
         if layout != "v1":
@@ -274,10 +279,8 @@ class RaveDecoder(keras.layers.Layer):
         return out, new + heads
 
     def get_config(self):
-        dilations = ([list(d) for d in self.dilations] if self._per_stage
-                     else list(self.dilations))
         return {**super().get_config(), "capacity": self.capacity, "num_bands": self.num_bands,
-                "ratios": list(self.ratios), "dilations": dilations,
+                "ratios": list(self.ratios), "dilations": dilations_config(self.dilations),
                 "max_channels": self.max_channels, "causal": self.causal, "layout": self.layout}
 
 
@@ -824,7 +827,7 @@ class RAVE(AdversarialModel):
                 "num_bands": self.num_bands, "attenuation": self.attenuation,
                 "capacity": self.capacity, "max_channels": self.max_channels,
                 "latent_dim": self.latent_dim, "ratios": list(self.ratios),
-                "dilations": [list(d) if isinstance(d, tuple) else d for d in self.dilations],
+                "dilations": dilations_config(self.dilations),
                 "layout": self.layout, "causal": self.causal, "beta": self.beta,
                 "beta_start": self.beta_start, "beta_warmup_steps": self.beta_warmup_steps,
                 "warmup": self.warmup, "discriminator": self.discriminator_kind,
