@@ -16,9 +16,17 @@ For the current KERAS_BACKEND and the recipes ``rave`` (CPU-sized, causal, 16 kH
   seconds per step and host peak memory (RSS high-water mark above the start) per stage,
   on random waveforms (the built-in clips are shorter than 131072 samples).
 
+* beside RAVE's own code (``--reference auto``, the default, when its package is
+  importable: ``benchmarks/_rave_reference.py``): ``rave_v1`` encode / decode and a
+  causal ``rave_v1`` streaming 2048-sample blocks, each timed alternately with RAVE v1
+  (v1.gin; v1 + causal.gin with cached convolutions for streaming) in this process.
+  Without it, the published synthesis figure stands in, marked "published".
+
 Usage::
 
     KERAS_BACKEND=tensorflow python benchmarks/bench_rave.py [--quick] [--json out.json]
+    PYTHONPATH=/path/to/rave-packages taskset -c 1 python benchmarks/bench_rave.py \
+        --quick --recipes rave_v1 --no-train --reference rave
 """
 import argparse
 import sys
@@ -34,6 +42,73 @@ from benchmarks._common import (PeakMemory, block, compiled, median_time,  # noq
 from benchmarks._records import record  # noqa: E402
 
 PUBLISHED_V1_SYNTHESIS = 985e3  # samples/s, laptop CPU (RAVE paper)
+REFERENCE_NAME = "RAVE v1, its own code (acids-rave, torch eager, no_grad), same run"
+
+
+def paired_times(ours, theirs, runs):
+    """Medians of ``ours()`` and ``theirs()`` timed alternately (after one warm-up call
+    of each), so both see the same machine state."""
+    ours(), theirs()
+    a, b = [], []
+    for _ in range(runs):
+        for fn, times in ((ours, a), (theirs, b)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return float(np.median(a)), float(np.median(b))
+
+
+def reference_records(name, recipe, seconds, runs):
+    """``rave_v1`` beside RAVE v1 run by its own code in this process (when installed:
+    ``benchmarks/_rave_reference.py``): offline encode and decode of the same waveform
+    length, and one 2048-sample block streamed (encode + decode) by our causal
+    ``rave_v1`` and RAVE's v1 + causal config with cached convolutions. Every figure
+    is a rate; the time ratio (ours / RAVE's) is 1 / ratio."""
+    from benchmarks._rave_reference import RaveReference
+    from zoo import registry
+
+    model = registry.build(recipe)
+    ref = RaveReference(["v1"])
+    sr = model.sample_rate
+    n = int(seconds * sr) // model.compression * model.compression
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, n))).astype("float32")
+    settings = {"recipe": name, "samples": n, "batch": 1, "runs": runs,
+                "params_encoder_decoder": int(model.encoder.count_params()
+                                              + model.decoder.count_params()),
+                "reference_params_encoder_decoder": ref.params_encoder_decoder,
+                "reference_configs": ref.configs}
+    out = []
+    with no_grad():
+        z, rz = block(model.encode(x)), ref.encode(x)
+        pairs = {"encode": paired_times(lambda: block(model.encode(x)), lambda: ref.encode(x),
+                                        runs),
+                 "decode": paired_times(lambda: block(model.decode(z, noise=False)),
+                                        lambda: ref.decode(rz), runs)}
+    for what, (ours, theirs) in pairs.items():
+        out.append(record(f"{name}: {what} throughput vs RAVE's code", n / ours, "samples/s",
+                          reference=n / theirs, reference_name=REFERENCE_NAME, settings=settings,
+                          note=f"time ratio ours / RAVE = {ours / theirs:.2f}"))
+    causal = registry.build(recipe, causal=True)
+    stream_ref = RaveReference(["v1", "causal"], streaming=True)
+    blk = 2048
+    xb = x[:, :blk]
+    state = causal.initial_state(1)
+
+    def ours():
+        nonlocal state
+        y, state = causal.stream(xb, state)
+        block(y)
+
+    with no_grad():
+        t_ours, t_ref = paired_times(ours, lambda: stream_ref.decode(stream_ref.encode(xb)),
+                                     runs * 5)
+    out.append(record(f"{name}: stream 2048-sample block (encode + decode) vs RAVE's code",
+                      1.0 / t_ours, "blocks/s", reference=1.0 / t_ref,
+                      reference_name=REFERENCE_NAME + ", causal config, cached convolutions",
+                      settings={**settings, "block": blk, "causal": True},
+                      note=f"{1000 * t_ours:.2f} ms vs {1000 * t_ref:.2f} ms per block; "
+                           f"time ratio {t_ours / t_ref:.2f}"))
+    return out
 
 
 def inference_records(name, model, seconds, runs):
@@ -115,15 +190,27 @@ def training_records(name, model, recipe, batch, crop, runs):
 
 
 def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=True,
-        train_runs=None):
+        train_runs=None, reference="auto"):
+    from benchmarks._rave_reference import load
     from zoo import registry
 
     set_torch_threads()
     records = []
+    if reference != "off":
+        rave, why = load()
+        if rave is None and reference == "rave":
+            raise SystemExit(f"--reference rave: RAVE's code is not importable ({why})")
+        if rave is None:
+            print(f"RAVE's own code is not importable ({why}): published figures only",
+                  file=sys.stderr)
+            reference = "off"
     for name in recipes:
         recipe = registry.load_recipe(name)
         model = registry.build(recipe)
         records += inference_records(name, model, 2.0 if quick else 10.0, 2 if quick else 3)
+        if reference != "off" and name == "rave_v1":
+            records += reference_records(name, recipe, 2.0 if quick else 10.0,
+                                         3 if quick else 5)
         if train:
             b, c = (2, 16384) if quick else (batch, crop)
             records += training_records(name, model, recipe, b, c,
@@ -140,10 +227,14 @@ def main(argv=None):
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--train-runs", type=int, help="timed training steps per stage (after one "
                    "warm-up step)")
+    p.add_argument("--reference", choices=("auto", "rave", "off"), default="auto",
+                   help="measure RAVE's own code beside rave_v1 in the same run: 'auto' when "
+                        "it is importable (else the published figure only), 'rave' requires "
+                        "it, 'off' skips it")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     records = run(args.quick, tuple(args.recipes.split(",")), args.batch, args.crop,
-                  not args.no_train, args.train_runs)
+                  not args.no_train, args.train_runs, args.reference)
     script_report(records, "rave", args.quick, args.json or results_path("rave"))
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "MaskedConv2D",
     "GatedMaskedConv2D",
     "CausalConv1D",
+    "fold_upsample_kernel",
     "upsample_conv1d",
     "ResidualBlock1D",
     "ResidualBlock2D",
@@ -334,7 +335,24 @@ def _upsample_fold(r):
     return fold
 
 
-def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None):
+def fold_upsample_kernel(kernel, ratio):
+    """The `[3, C_in, ratio * C_out]` polyphase kernel of :func:`upsample_conv1d` from
+    the `[2 * ratio, C_in, C_out]` kernel of the repeated form: for each output phase,
+    the sums of the taps that land on each of the 3 input frames it reads. A pure
+    function of the weights: inference can compute it once per weights (the engine's
+    `weight_constant`) and pass it as `folded`."""
+    r = int(ratio)
+    if r < 1:
+        raise ValueError(f"ratio must be >= 1, got {ratio}")
+    kernel = ops.convert_to_tensor(kernel)
+    if kernel.shape[0] != 2 * r:
+        raise ValueError(f"kernel width {kernel.shape[0]} is not 2 * ratio = {2 * r}")
+    c_in, c_out = kernel.shape[1], kernel.shape[2]
+    fold = ops.convert_to_tensor(_upsample_fold(r), kernel.dtype)
+    return ops.reshape(ops.einsum("qpm,mco->qcpo", fold, kernel), (3, c_in, r * c_out))
+
+
+def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None, folded=None):
     """Upsampling by `ratio`: repeat every frame `ratio` times, then the 1-D convolution
     of width `2 * ratio` with `kernel [2r, C_in, C_out]` and `bias` (causal, or centred
     'same' padding as `keras.layers.Conv1D`), computed without the repeat, in
@@ -343,8 +361,9 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None):
     Output frame `r * j + p` of the repeated-then-convolved signal depends only on input
     frames `j - 2 .. j` (causal) or `j - 1 .. j + 1` (centred), through the sums of the
     kernel taps that land on each of them. So the kernel is folded into a
-    `[3, C_in, r * C_out]` one and a width-3 convolution runs at the input rate, then
-    the `r` phases are interleaved: the same function with `3 / (2r)` of the multiplies
+    `[3, C_in, r * C_out]` one (:func:`fold_upsample_kernel`; pass it as `folded` to
+    skip the fold) and a width-3 convolution runs at the input rate, then the `r`
+    phases are interleaved: the same function with `3 / (2r)` of the multiplies
     (r = 4: 2.7x fewer) and no repeated copy of the input. The weights can stay in the
     `Conv1D` / `CausalConv1D` that the repeated form would use.
 
@@ -361,18 +380,13 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None):
     >>> conv.build((None, None, 16))
     >>> y = upsample_conv1d(x, conv.kernel, conv.bias, 4, causal=True)   # x [B, T, 16]
     """
-    r = int(ratio)
-    if r < 1:
-        raise ValueError(f"ratio must be >= 1, got {ratio}")
     if state is not None and not causal:
         raise ValueError("upsample_conv1d streams (state=...) only when causal.")
-    kernel = ops.convert_to_tensor(kernel)
-    if kernel.shape[0] != 2 * r:
-        raise ValueError(f"kernel width {kernel.shape[0]} is not 2 * ratio = {2 * r}")
-    c_in, c_out = kernel.shape[1], kernel.shape[2]
-    fold = ops.convert_to_tensor(_upsample_fold(r), kernel.dtype)
-    folded = ops.reshape(ops.einsum("qpm,mco->qcpo", fold, kernel), (3, c_in, r * c_out))
-    x = ops.convert_to_tensor(inputs, kernel.dtype)
+    if folded is None:
+        folded = fold_upsample_kernel(kernel, ratio)
+    r = int(ratio)
+    c_out = folded.shape[2] // r
+    x = ops.convert_to_tensor(inputs, folded.dtype)
     if state is not None:
         x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
     else:

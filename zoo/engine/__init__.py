@@ -12,10 +12,11 @@ The engine imports ``layers`` and nothing of ``zoo.models``.
 from zoo.engine.adversarial import AdversarialModel, Objective
 from zoo.engine.capabilities import Capability, Fitting
 from zoo.engine.model import (ServingInput, TrainingContext, ZooModel, check_positive,
-                              compile_value_and_grad, inference, replica_loss)
+                              compile_value_and_grad, inference, replica_loss,
+                              weight_constant)
 from zoo.engine.optimizers import adam_from_recipe
 
 __all__ = ["AdversarialModel", "Capability", "Fitting", "Objective", "ServingInput",
            "TrainingContext",
            "ZooModel", "adam_from_recipe", "check_positive", "compile_value_and_grad",
-           "inference", "replica_loss"]
+           "inference", "replica_loss", "weight_constant"]

@@ -202,6 +202,16 @@ def replica_loss(loss):
     return backend.current().replica_loss(loss)
 
 
+def weight_constant(owner, key, fn, *weights):
+    """``fn(*weights)``: a tensor derived from weights alone (a reordered or folded
+    kernel), computed once per weights at eager inference instead of on every call.
+
+    On torch, outside autograd, the result is kept on ``owner`` under ``key`` and
+    recomputed when a weight changes (a new tensor or an in-place write); elsewhere
+    (JAX / TensorFlow, whose inference is traced; training) it is computed as written."""
+    return backend.current().weight_constant(owner, key, fn, weights)
+
+
 def check_positive(**values):
     """Raise ``ValueError`` naming the first argument that is not a positive number
     (constructors call this, so a recipe's ``latent_dim = -3`` is a one-line error)."""

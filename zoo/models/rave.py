@@ -69,10 +69,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from layers import PQMF, CausalConv1D, ResidualBlock1D, gaussian_kl, upsample_conv1d
+from layers import (PQMF, CausalConv1D, ResidualBlock1D, fold_upsample_kernel, gaussian_kl,
+                    upsample_conv1d)
 from layers.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from layers.losses import feature_matching, hinge_discriminator_loss, multiscale_spectral_distance
-from zoo.engine import AdversarialModel, Capability, Objective, check_positive, inference
+from zoo.engine import (AdversarialModel, Capability, Objective, check_positive, inference,
+                        weight_constant)
 from zoo.models.chunking import pad_to_multiple
 from zoo.models.latent import LatentFidelity, fidelity_dims, latent_pca
 
@@ -249,10 +251,17 @@ class RaveDecoder(keras.layers.Layer):
         envelope = 2.0 * ops.power(ops.sigmoid(noise - 5.0), 2.3)
         return (ops.tanh(wave), amplitude, envelope), new
 
+    def _folded(self, i):
+        """Stage ``i``'s polyphase upsampling kernel (folded once per weights at eager
+        inference: ``weight_constant``)."""
+        r, up = self.up_ratios[i], self.ups[i]
+        return weight_constant(self, f"up{i}", lambda k: fold_upsample_kernel(k, r), up.kernel)
+
     def call(self, z):
         h = self.conv_in(z)
-        for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
-            h = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, self.causal)
+        for i, (r, up, blocks) in enumerate(zip(self.up_ratios, self.ups, self.res)):
+            h = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, self.causal,
+                                folded=self._folded(i))
             for b in blocks:
                 h = b(h)
         return self._heads(h)[0]
@@ -269,8 +278,9 @@ class RaveDecoder(keras.layers.Layer):
         it, new = iter(state), []
         h, s = self.conv_in.stream(z, next(it))
         new.append(s)
-        for r, up, blocks in zip(self.up_ratios, self.ups, self.res):
-            h, s = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, True, state=next(it))
+        for i, (r, up, blocks) in enumerate(zip(self.up_ratios, self.ups, self.res)):
+            h, s = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, True, state=next(it),
+                                   folded=self._folded(i))
             new.append(s)
             for b in blocks:
                 h, s = b.stream(h, next(it))

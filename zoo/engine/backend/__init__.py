@@ -33,5 +33,6 @@ def current():
                                   "(tensorflow, jax, torch)") from None
 
 
-if keras.backend.backend() == "jax":  # the compilation cache, before anything compiles
+if keras.backend.backend() in ("jax", "torch"):  # JAX: the compilation cache, before
+    # anything compiles; torch: its 1-D convolution, before anything convolves
     current()

@@ -1,8 +1,14 @@
 """PyTorch engine: inference runs eagerly without recording gradients; the adversarial
 step zeroes gradients, calls ``backward`` per update, reads ``v.value.grad`` and applies
-under ``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``if``."""
+under ``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``if``.
+
+It also replaces Keras' torch ``conv`` for 1-D channels-last inputs (every conv in the
+zoo's audio models) with :func:`conv1d_channels_last`, which runs without the layout
+copies Keras makes on every call."""
 import torch
+import torch.nn.functional as F
 from keras import ops
+from keras.src.backend.torch import nn as keras_torch_nn
 
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
     adversarial_test_step, distribute_input, make_adversarial_train_function,
@@ -15,6 +21,21 @@ def call_inference(model, method, args, kwargs):
     training step are constants)."""
     with torch.no_grad():
         return method(model, *args, **kwargs)
+
+
+def weight_constant(owner, key, fn, weights):
+    """``fn(*weights)``, kept on ``owner`` outside autograd until a weight changes: the
+    cache key is each weight tensor's identity and ``_version`` (torch counts in-place
+    writes: ``assign``, optimiser steps, loading)."""
+    if torch.is_grad_enabled():
+        return fn(*weights)
+    tensors = [w.value if hasattr(w, "value") else w for w in weights]
+    versions = [t._version for t in tensors]
+    cache = owner.__dict__.setdefault("_weight_constants", {})
+    hit = cache.get(key)  # (the tensors themselves: their ids stay theirs while cached)
+    if hit is None or hit[1] != versions or any(a is not b for a, b in zip(hit[0], tensors)):
+        hit = cache[key] = (tensors, versions, fn(*tensors))
+    return hit[2]
 
 
 def data_parallel(cpu_devices=None, coordinator=None, num_processes=None, process_id=None):
@@ -68,3 +89,63 @@ def adversarial_train_step(model, args):
         model.adversarial_step.assign_add(1)
         model.optimizer.iterations.assign_add(1)
     return model._logs()
+
+
+# ------------------------------------------------------------------ 1-D convolution
+_keras_conv = keras_torch_nn.conv
+
+
+def _torch_kernel(kernel):
+    """Keras' ``[width, C_in / groups, C_out]`` kernel as the ``[C_out, C_in / groups,
+    1, width]`` channels-last tensor a 2-D convolution reads without reordering.
+
+    Reordering costs a strided copy of every weight (for RAVE v1's widest decoder
+    conv, 55 ms of a 240 ms decode); outside autograd (inference) the copy is kept per
+    kernel tensor and redone only when the tensor changes (its ``_version`` counts
+    in-place writes: ``assign``, optimiser steps, loading). The copy lives on the
+    tensor itself (``_zoo_torch_kernel``), so it goes when the weights go."""
+    def reorder(k):
+        return k.permute(2, 1, 0).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+    if torch.is_grad_enabled() or not kernel.is_leaf:
+        return reorder(kernel)
+    hit = getattr(kernel, "_zoo_torch_kernel", None)
+    if hit is None or hit[0] != kernel._version:
+        hit = (kernel._version, reorder(kernel))
+        kernel._zoo_torch_kernel = hit
+    return hit[1]
+
+
+def conv1d_channels_last(inputs, kernel, strides=1, padding="valid", data_format=None,
+                         dilation_rate=1):
+    """``keras.ops.conv`` for ``[batch, time, channels]`` inputs, computed as a 2-D
+    convolution over a ``[batch, channels, 1, time]`` view in torch's channels-last
+    memory format: that view of a contiguous channels-last tensor is already in the
+    layout oneDNN convolves, and so is its output, so neither is copied (Keras
+    transposes the input to channels-first with a copy on every call and reorders the
+    kernel). Other ranks and layouts go to Keras' own ``conv``."""
+    from keras.src.backend import standardize_data_format
+    from keras.src.backend.torch.core import convert_to_tensor
+
+    inputs, kernel = convert_to_tensor(inputs), convert_to_tensor(kernel)
+    if inputs.ndim != 3 or standardize_data_format(data_format) != "channels_last":
+        return _keras_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
+    stride = strides[0] if isinstance(strides, (tuple, list)) else int(strides)
+    dilation = dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) else int(dilation_rate)
+    width, c_in_group, c_out = kernel.shape
+    groups = inputs.shape[-1] // c_in_group
+    pad = 0
+    if padding.lower() == "same":  # Keras' split: the odd sample goes at the end
+        total = max((-(-inputs.shape[1] // stride) - 1) * stride
+                    + (width - 1) * dilation + 1 - inputs.shape[1], 0)
+        pad = total // 2
+        if total % 2:
+            inputs = F.pad(inputs, (0, 0, pad, total - pad))
+            pad = 0
+    x = inputs.unsqueeze(1).permute(0, 3, 1, 2)
+    y = F.conv2d(x, _torch_kernel(kernel), stride=(1, stride), padding=(0, pad),
+                 dilation=(1, dilation), groups=groups)
+    return y.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+keras_torch_nn.conv = conv1d_channels_last
