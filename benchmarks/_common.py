@@ -193,7 +193,7 @@ def tf_references(quick):
     return not quick or BACKEND == "tensorflow"
 
 
-TF_REFERENCE_SKIPPED = "quick mode measures the raw-TF reference in the tensorflow run only"
+TF_REFERENCE_SKIPPED = "quick mode measures the TensorFlow reference in the tensorflow run only"
 
 
 def run_device():

@@ -12,8 +12,8 @@ Items (``--only`` takes these names; ``models`` means every ``model:*``):
 * ``model:NAME`` -- one per registered model (``zoo.registry.list_models()``, so new models
                     join with no code here): training steps/s, samples/s, peak memory,
                     inference x real time (``bench_models.py``);
-* ``travelgan``  -- shipped TraVeLGAN weights' conversion vs a raw-TF MelGAN-VC
-                    (``bench_travelgan.py``);
+* ``travelgan``  -- shipped TraVeLGAN weights' conversion vs the MelGAN-VC notebook's
+                    generator (tf_keras; ``bench_travelgan.py``);
 * ``priors``     -- codes/s of the wavenet (cached) and pixelcnn (compiled) samplers vs
                     naive re-running sampling (``bench_priors.py``).
 

@@ -119,3 +119,25 @@ def test_selection_merge_and_missing_backend(tmp_path, monkeypatch, capsys):
     assert "skipped: torch is not installed" in capsys.readouterr().out
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert data["skipped"] == {"torch": "torch is not installed"} and data["records"] == []
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="one backend is enough: the reference is "
+                    "tf_keras whatever KERAS_BACKEND is")
+def test_melganvc_reference_has_the_notebooks_parameter_counts_and_trains():
+    """``bench_travelgan``'s reference builds the notebook's networks: its trainable
+    parameter counts equal the notebook's (REFERENCE.md) at 192 mels, and its two steps
+    run (at a small size) and train."""
+    pytest.importorskip("tf_keras")
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks._melganvc_reference import NOTEBOOK_PARAMS, build
+
+    assert build()["params"] == NOTEBOOK_PARAMS
+    ref = build(n_mels=16, gen_ch=8, critic_ch=8, siamese_dim=4)
+    rng = np.random.default_rng(0)
+    a, b = (tf.constant(rng.uniform(-1, 1, (2, 16, 72, 1)).astype("float32")) for _ in "ab")
+    losses = [float(ref["train_all"](a, b)[0]) for _ in range(2)]
+    losses += [float(ref["train_d"](a, b)[0]) for _ in range(2)]
+    assert all(np.isfinite(losses)) and len(set(losses)) > 1
+    assert ref["generate"](a[:, :, :24]).shape == (2, 16, 24, 1)
