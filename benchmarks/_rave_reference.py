@@ -5,8 +5,9 @@ RAVE (acids-ircam/RAVE, ``pip install acids-rave`` with its dependencies, or any
 on ``PYTHONPATH`` that holds it) is imported and run as its authors ship it; none of its
 code is copied here (it is CC BY-NC). Its models are built from its own gin configs
 (``v1.gin``; ``causal.gin`` and cached convolutions for streaming), in eval mode, with
-random weights, batch 1, under ``torch.no_grad()``: the same calls its exported models
-make (``encode`` -> posterior mean -> ``decode``).
+random weights, weight normalisation removed (as its export script does), batch 1, eager
+under ``torch.no_grad()``: the calls its exported models make (``encode`` -> posterior
+mean -> ``decode``).
 
 Three small compatibility shims are applied while RAVE is imported (it pins scipy
 1.10, numpy < 2): ``scipy.signal.kaiser`` (moved to ``scipy.signal.windows``),
@@ -84,6 +85,9 @@ class RaveReference:
         with _old_scipy_signal():  # its PQMF designs the filter when built
             self.model = rave.RAVE().eval()
         cc.use_cached_conv(False)
+        for m in self.model.modules():  # as RAVE's export does before scripting
+            if hasattr(m, "weight_g"):
+                torch.nn.utils.remove_weight_norm(m)
         self.torch = torch
         self.configs = list(configs)
         self.sample_rate = int(self.model.sr)

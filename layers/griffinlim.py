@@ -33,7 +33,22 @@ def _overlap_add(frames, hop_length):
     return ops.reshape(out, (-1, (num_frames + ratio - 1) * hop_length))
 
 
-def istft(real, imag, n_fft, hop_length, length=None, center=True):
+def _inverse_envelope(num_frames, n_fft, hop_length, like):
+    """``1 / max(envelope, 1e-8)``, the envelope being the overlap-added squared window
+    of ``num_frames`` frames: in numpy when the count is static (a constant), else
+    from ``like``'s traced frame count."""
+    window_sq = np.square(hann_window(n_fft))
+    if isinstance(num_frames, int):
+        ratio = n_fft // hop_length
+        env = np.zeros((num_frames + ratio - 1) * hop_length, "float32")
+        for t in range(num_frames):
+            env[t * hop_length:t * hop_length + n_fft] += window_sq
+        return ops.convert_to_tensor((1.0 / np.maximum(env, 1e-8))[None].astype("float32"))
+    frames = ops.zeros_like(like[:1, :, :1]) + ops.convert_to_tensor(window_sq)
+    return 1.0 / ops.maximum(_overlap_add(frames, hop_length), 1e-8)
+
+
+def istft(real, imag, n_fft, hop_length, length=None, center=True, inverse_envelope=None):
     """Inverse STFT by windowed overlap-add with window-envelope normalisation.
 
     Args:
@@ -42,6 +57,8 @@ def istft(real, imag, n_fft, hop_length, length=None, center=True):
         hop_length: hop; must divide ``n_fft``.
         length: trim or zero-pad the output to this many samples.
         center: the STFT was centred (``n_fft // 2`` samples padded on each side).
+        inverse_envelope: the window normalisation for this frame count, when the caller
+            keeps it across calls (:func:`griffin_lim`); computed here otherwise.
 
     Returns:
         Waveforms ``[batch, samples]``.
@@ -55,9 +72,9 @@ def istft(real, imag, n_fft, hop_length, length=None, center=True):
         raise ValueError(f"istft needs n_fft ({n_fft}) to be a multiple of hop_length ({hop_length})")
     window = ops.convert_to_tensor(hann_window(n_fft))
     frames = ops.irfft((real, imag), fft_length=n_fft) * window
-    signal = _overlap_add(frames, hop_length)
-    envelope = _overlap_add(ops.ones_like(frames[:1, :, :1]) * ops.square(window), hop_length)
-    signal = signal / ops.maximum(envelope, 1e-8)
+    if inverse_envelope is None:
+        inverse_envelope = _inverse_envelope(frames.shape[1], n_fft, hop_length, frames)
+    signal = _overlap_add(frames, hop_length) * inverse_envelope
     if center:
         signal = signal[:, n_fft // 2:]
     if length is not None:
@@ -75,7 +92,10 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
     """Fast Griffin-Lim (Perraudin et al. 2013): phase retrieval with momentum.
 
     The update is librosa's: ``angles = rebuilt - momentum / (1 + momentum) * previous``,
-    normalised to unit modulus. ``momentum=0`` is the classic algorithm.
+    normalised to unit modulus. ``momentum=0`` is the classic algorithm. The loop carries
+    ``magnitude * angles`` (one scale per bin instead of a division by the modulus and
+    a multiplication by the magnitude) and the window normalisation of the inverse
+    STFT is computed once.
 
     Args:
         magnitude: ``[batch, frames, n_fft // 2 + 1]`` STFT magnitudes.
@@ -107,19 +127,22 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
     else:
         raise ValueError(f"init must be 'zeros' or 'random', got {init!r}")
     blend = momentum / (1.0 + momentum)
+    inverse_envelope = _inverse_envelope(magnitude.shape[1], n_fft, hop_length, magnitude)
 
     def step(_, state):
-        angle_re, angle_im, prev_re, prev_im = state
-        wave = istft(magnitude * angle_re, magnitude * angle_im, n_fft, hop_length, length)
+        spec_re, spec_im, prev_re, prev_im = state
+        wave = istft(spec_re, spec_im, n_fft, hop_length, length,
+                     inverse_envelope=inverse_envelope)
         re, im = ops.stft(wave, n_fft, hop_length, n_fft, center=True)
         new_re, new_im = re - blend * prev_re, im - blend * prev_im
-        norm = ops.sqrt(ops.square(new_re) + ops.square(new_im)) + 1e-16
-        return new_re / norm, new_im / norm, re, im
+        # magnitude * new / |new| (librosa's |new| + 1e-16: the same but at |new| ~ 1e-16)
+        scale = magnitude * ops.rsqrt(ops.square(new_re) + ops.square(new_im) + 1e-32)
+        return new_re * scale, new_im * scale, re, im
 
     zeros = ops.zeros_like(magnitude)
-    angle_re, angle_im, _, _ = ops.fori_loop(
-        0, n_iter, step, (angle_re, angle_im, zeros, zeros))
-    return istft(magnitude * angle_re, magnitude * angle_im, n_fft, hop_length, length)
+    spec_re, spec_im, _, _ = ops.fori_loop(
+        0, n_iter, step, (magnitude * angle_re, magnitude * angle_im, zeros, zeros))
+    return istft(spec_re, spec_im, n_fft, hop_length, length, inverse_envelope=inverse_envelope)
 
 
 @keras.saving.register_keras_serializable(package="layers")
