@@ -49,9 +49,12 @@ def build(n_mels=192, chunk=24, num_chunks=3, gen_ch=256, critic_ch=512, siamese
         return v / (tf.norm(v) + eps)
 
     class SpectralNorm:
-        """One power iteration on the kernel reshaped to ``[-1, out]``; ``u`` kept."""
+        """One power iteration on the kernel reshaped to ``[-1, out]``; ``u`` kept. The
+        layer's ``call`` is its own op (``_apply``) on the normalised kernel, then the
+        bias and activation."""
 
-        def add_u(self):
+        def build(self, input_shape):
+            super().build(input_shape)
             self.u = self.add_weight(name="sn_u", shape=(1, self.kernel.shape[-1]),
                                      initializer=keras2.initializers.RandomNormal(0, 1),
                                      trainable=False)
@@ -64,44 +67,29 @@ def build(n_mels=192, chunk=24, num_chunks=3, gen_ch=256, critic_ch=512, siamese
             with tf.control_dependencies([self.u.assign(u)]):
                 return tf.reshape(w / sigma, self.kernel.shape)
 
-    class ConvSN2D(SpectralNorm, layers.Conv2D):
-        def build(self, input_shape):
-            super().build(input_shape)
-            self.add_u()
-
         def call(self, inputs):
-            out = self.convolution_op(inputs, self.normalized_kernel())
+            out = self._apply(inputs, self.normalized_kernel())
             if self.use_bias:
                 out = tf.nn.bias_add(out, self.bias)
             return self.activation(out) if self.activation is not None else out
 
-    class ConvSN2DTranspose(SpectralNorm, layers.Conv2DTranspose):
-        def build(self, input_shape):
-            super().build(input_shape)
-            self.add_u()
+    class ConvSN2D(SpectralNorm, layers.Conv2D):
+        def _apply(self, inputs, kernel):
+            return self.convolution_op(inputs, kernel)
 
-        def call(self, inputs):
+    class ConvSN2DTranspose(SpectralNorm, layers.Conv2DTranspose):
+        def _apply(self, inputs, kernel):
             shape = tf.shape(inputs)
             (kh, kw), (sh, sw) = self.kernel_size, self.strides
             out_h = (shape[1] - 1) * sh + kh if self.padding == "valid" else shape[1] * sh
             out_w = (shape[2] - 1) * sw + kw if self.padding == "valid" else shape[2] * sw
-            out = tf.nn.conv2d_transpose(inputs, self.normalized_kernel(),
-                                         tf.stack([shape[0], out_h, out_w, self.filters]),
-                                         strides=self.strides, padding=self.padding.upper())
-            if self.use_bias:
-                out = tf.nn.bias_add(out, self.bias)
-            return self.activation(out) if self.activation is not None else out
+            return tf.nn.conv2d_transpose(inputs, kernel,
+                                          tf.stack([shape[0], out_h, out_w, self.filters]),
+                                          strides=self.strides, padding=self.padding.upper())
 
     class DenseSN(SpectralNorm, layers.Dense):
-        def build(self, input_shape):
-            super().build(input_shape)
-            self.add_u()
-
-        def call(self, inputs):
-            out = tf.matmul(inputs, self.normalized_kernel())
-            if self.use_bias:
-                out = tf.nn.bias_add(out, self.bias)
-            return self.activation(out) if self.activation is not None else out
+        def _apply(self, inputs, kernel):
+            return tf.matmul(inputs, kernel)
 
     def conv2d(x, filters, kernel_size, strides=2, padding="same", bnorm=True, sn=True):
         conv = ConvSN2D if sn else layers.Conv2D

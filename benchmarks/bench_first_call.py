@@ -10,10 +10,17 @@ the folder the cold runs filled ("warm": JAX's persistent compilation cache, see
 ``zoo.engine.backend.jax.enable_compilation_cache``). Torch compiles nothing, so its cold
 and warm runs measure the same thing.
 
+With RAVE's own code importable (``--reference auto``, the default when it is;
+``benchmarks/_rave_reference.py``), as many trial processes run RAVE v1 + causal with
+cached convolutions the same way (import, build, three 2048-sample blocks, peak RSS), and
+each of our figures carries RAVE's as its reference (the ratio is then ours / RAVE's
+time or memory). Compare like with like: ``--recipe rave_v1 --set causal=true`` is the
+same capacity.
+
 Usage::
 
     KERAS_BACKEND=jax python benchmarks/bench_first_call.py [--recipe rave] [--trials 2] \
-        [--json out.json]
+        [--set causal=true] [--reference auto|rave|off] [--json out.json]
 """
 import argparse
 import json
@@ -36,7 +43,7 @@ import numpy as np
 import keras  # noqa: F401 (the backend's import is not the model's load)
 import zoo.registry
 t1 = time.perf_counter()
-model = zoo.load({recipe!r})
+model = zoo.load({recipe!r}, **{overrides!r})
 t2 = time.perf_counter()
 state = model.initial_state(1)
 block = np.zeros((1, {block}), "float32")
@@ -52,9 +59,41 @@ print(json.dumps({{"import": t1 - t0, "load": t2 - t1, "blocks": times,
 """
 
 
-def trial(recipe, block, cache_dir):
+REFERENCE_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+t0 = time.perf_counter()
+import numpy as np
+import torch
+from benchmarks._rave_reference import load
+load()
+t1 = time.perf_counter()
+from benchmarks._rave_reference import RaveReference
+torch.set_num_threads({threads})
+ref = RaveReference(["v1", "causal"], streaming=True)
+t2 = time.perf_counter()
+block = np.zeros((1, {block}), "float32")
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    ref.decode(ref.encode(block))
+    times.append(time.perf_counter() - t)
+rss = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
+print(json.dumps({{"import": t1 - t0, "load": t2 - t1, "blocks": times,
+                   "peak_mib": int(rss[0].split()[1]) / 1024 if rss else None}}))
+"""
+
+
+def trial(recipe, block, cache_dir, overrides=None, reference=False):
     env = {**os.environ, "ZOO_CACHE_DIR": str(cache_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", CHILD.format(recipe=recipe, block=block)],
+    if reference:
+        from benchmarks._records import usable_cpus
+
+        code = REFERENCE_CHILD.format(root=str(Path(__file__).resolve().parents[1]),
+                                      block=block, threads=usable_cpus())
+    else:
+        code = CHILD.format(recipe=recipe, block=block, overrides=dict(overrides or {}))
+    out = subprocess.run([sys.executable, "-c", code],
                          env=env, capture_output=True, text=True, timeout=900)
     if out.returncode:
         raise RuntimeError(f"first-call trial failed: {out.stderr[-2000:]}")
@@ -65,7 +104,19 @@ def median(values):
     return sorted(values)[len(values) // 2]
 
 
-def run(recipe="rave", trials=2, block=2048):
+STEPS = (("import keras + zoo", lambda r: r["import"]), ("zoo.load", lambda r: r["load"]),
+         ("first block", lambda r: r["blocks"][0]), ("second block", lambda r: r["blocks"][1]),
+         ("third block", lambda r: r["blocks"][2]))
+
+
+def run(recipe="rave", trials=2, block=2048, overrides=None, reference="auto"):
+    from benchmarks._rave_reference import load
+
+    if reference != "off":
+        rave, why = load()
+        if rave is None and reference == "rave":
+            raise SystemExit(f"--reference rave: RAVE's code is not importable ({why})")
+        reference = "off" if rave is None else "rave"
     records = []
     with tempfile.TemporaryDirectory() as cache:
         runs = {"cold": [], "warm": []}
@@ -74,22 +125,30 @@ def run(recipe="rave", trials=2, block=2048):
                 if kind == "cold":  # an empty cache for every cold trial
                     for item in Path(cache).iterdir():
                         shutil.rmtree(item)
-                runs[kind].append(trial(recipe, block, cache))
-    settings = {"recipe": recipe, "block": block, "trials": trials}
+                runs[kind].append(trial(recipe, block, cache, overrides))
+        theirs = ([trial(recipe, block, cache, reference=True) for _ in range(trials)]
+                  if reference == "rave" else None)
+    settings = {"recipe": recipe, "overrides": dict(overrides or {}), "block": block,
+                "trials": trials}
+    ref_name = "RAVE v1 + causal, cached convolutions, its own code (import rave, build, stream)"
+
+    def ref_value(values):
+        return None if theirs is None else median(values)
+
     for kind, results in runs.items():
-        for what, values in (("import keras + zoo", [r["import"] for r in results]),
-                             ("zoo.load", [r["load"] for r in results]),
-                             ("first block", [r["blocks"][0] for r in results]),
-                             ("second block", [r["blocks"][1] for r in results]),
-                             ("third block", [r["blocks"][2] for r in results])):
+        for what, get in STEPS:
             records.append(record(f"{recipe}: {what}, new process, {kind} cache",
-                                  1000 * median(values), "ms", settings=settings,
-                                  note="lower is better"))
+                                  1000 * median([get(r) for r in results]), "ms",
+                                  reference=ref_value([1000 * get(r) for r in theirs or []]),
+                                  reference_name=ref_name, settings=settings,
+                                  note="lower is better (ratio: ours / RAVE's time)"))
         peaks = [r["peak_mib"] for r in results if r["peak_mib"] is not None]
         if peaks:
             records.append(record(f"{recipe}: peak RSS after three blocks, {kind} cache",
-                                  median(peaks), "MiB", settings=settings,
-                                  note="lower is better"))
+                                  median(peaks), "MiB",
+                                  reference=ref_value([r["peak_mib"] for r in theirs or []]),
+                                  reference_name=ref_name, settings=settings,
+                                  note="lower is better (ratio: ours / RAVE's memory)"))
     return records
 
 
@@ -98,9 +157,17 @@ def main(argv=None):
     p.add_argument("--recipe", default="rave")
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--block", type=int, default=2048)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model_config override for zoo.load (e.g. causal=true)")
+    p.add_argument("--reference", choices=("auto", "rave", "off"), default="auto",
+                   help="RAVE's own code in as many trial processes (auto: when importable)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    records = run(args.recipe, args.trials, args.block)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    records = run(args.recipe, args.trials, args.block, overrides, args.reference)
     script_report(records, "first_call", False, args.json or results_path("first_call"))
 
 

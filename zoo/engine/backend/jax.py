@@ -153,7 +153,7 @@ def _derived(model, constants, derive, values):
         return []
     kept = model.__dict__.setdefault("_weight_constants", {})
     key = tuple(constants.specs)
-    sources = [w.value for w in constants.weights()]
+    sources = [getattr(w, "value", w) for w in constants.weights()]
     hit = kept.get(key)
     if hit is None or any(a is not b for a, b in zip(hit[0], sources)):
         hit = kept[key] = (sources, derive(values))
