@@ -165,8 +165,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     overrides = {}
     for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = json.loads(value)
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--set {item!r}: expected KEY=VALUE (e.g. causal=true)")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:  # a bare word is a string
+            overrides[key] = value
     records = run(args.recipe, args.trials, args.block, overrides, args.reference)
     script_report(records, "first_call", False, args.json or results_path("first_call"))
 
