@@ -67,9 +67,11 @@ class RaveReference:
             ``["v1", "causal"]``).
         streaming: build with cached convolutions (RAVE's streaming mode: each call
             continues the previous one).
+        training: keep the model as it trains (train mode, weight norm kept) and get
+            its optimisers from its own ``configure_optimizers``, for :meth:`train_step`.
     """
 
-    def __init__(self, configs=("v1",), streaming=False):
+    def __init__(self, configs=("v1",), streaming=False, training=False):
         rave, why = load()
         if rave is None:
             raise RuntimeError(f"RAVE is not importable: {why}")
@@ -83,16 +85,40 @@ class RaveReference:
         gin.parse_config_files_and_bindings(
             [os.path.join(folder, f"{c}.gin") for c in configs], [])
         with _old_scipy_signal():  # its PQMF designs the filter when built
-            self.model = rave.RAVE().eval()
+            self.model = rave.RAVE()
         cc.use_cached_conv(False)
-        for m in self.model.modules():  # as RAVE's export does before scripting
-            if hasattr(m, "weight_g"):
-                torch.nn.utils.remove_weight_norm(m)
+        if training:
+            self._attach_optimizers()
+        else:
+            self.model.eval()
+            for m in self.model.modules():  # as RAVE's export does before scripting
+                if hasattr(m, "weight_g"):
+                    torch.nn.utils.remove_weight_norm(m)
         self.torch = torch
         self.configs = list(configs)
         self.sample_rate = int(self.model.sr)
         self.compression = int(np.prod(gin.query_parameter("%RATIOS"))) * int(
             gin.query_parameter("%N_BAND"))
+
+    def _attach_optimizers(self):
+        """What Lightning's trainer gives ``training_step``: the optimisers of RAVE's own
+        ``configure_optimizers`` (``self.optimizers()``) and no-op logging."""
+        opts = self.model.configure_optimizers()
+        optimizers = tuple(o["optimizer"] for o in opts)
+        self.model.train()
+        self.model.optimizers = lambda: optimizers
+        self.model.log = lambda *args, **kwargs: None
+        self.model.log_dict = lambda *args, **kwargs: None
+        self._batch = 0
+
+    def train_step(self, x, stage=1):
+        """One call of RAVE's own ``training_step`` on waveforms ``[B, T]`` (numpy):
+        stage 1 (``warmed_up`` False: the spectral distances and the KL) or stage 2
+        (the adversarial phase; every ``update_discriminator_every``-th call updates
+        the discriminator instead of the generator, as in RAVE)."""
+        self.model.warmed_up = stage >= 2
+        self.model.training_step(self.torch.from_numpy(x)[:, None], self._batch)
+        self._batch += 1
 
     @property
     def params_encoder_decoder(self):

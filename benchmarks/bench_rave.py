@@ -19,8 +19,10 @@ For the current KERAS_BACKEND and the recipes ``rave`` (CPU-sized, causal, 16 kH
 * beside RAVE's own code (``--reference auto``, the default, when its package is
   importable: ``benchmarks/_rave_reference.py``): ``rave_v1`` encode / decode and a
   causal ``rave_v1`` streaming 2048-sample blocks, each timed alternately with RAVE v1
-  (v1.gin; v1 + causal.gin with cached convolutions for streaming) in this process.
-  Without it, the published synthesis figure stands in, marked "published".
+  (v1.gin; v1 + causal.gin with cached convolutions for streaming) in this process,
+  and (unless ``--no-train``) a stage-1 training step beside RAVE's own
+  ``training_step`` (quick: 2 x 32768; else ``--batch`` x ``--crop``). Without it, the
+  published synthesis figure stands in, marked "published".
 
 Usage::
 
@@ -109,6 +111,30 @@ def reference_records(name, recipe, seconds, runs):
                       note=f"{1000 * t_ours:.2f} ms vs {1000 * t_ref:.2f} ms per block; "
                            f"time ratio {t_ours / t_ref:.2f}"))
     return out
+
+
+def reference_training_records(name, recipe, batch, crop, runs):
+    """One stage-1 training step of ``rave_v1`` beside one call of RAVE's own
+    ``training_step`` (v1.gin, its optimisers, phase 1: the multiband and full-band
+    spectral distances and the KL) on the same random waveforms ``[batch, crop]``,
+    timed alternately after a warm-up step each. A rate (steps/s)."""
+    from benchmarks._rave_reference import RaveReference
+    from zoo import registry
+
+    model = registry.build(recipe)
+    model.compile_from_recipe(recipe["train"])
+    ref = RaveReference(["v1"], training=True)
+    data = (0.1 * np.random.default_rng(1).standard_normal((batch, crop))).astype("float32")
+    ours, theirs = paired_times(lambda: model.train_on_batch(data),
+                                lambda: ref.train_step(data, stage=1), runs)
+    return [record(f"{name}: training step, stage 1, vs RAVE's code", 1.0 / ours, "steps/s",
+                   reference=1.0 / theirs,
+                   reference_name="RAVE v1 training_step, its own code (torch eager), phase 1, "
+                                  "same run",
+                   settings={"recipe": name, "stage": 1, "batch": batch, "crop": crop,
+                             "runs": runs},
+                   note=f"{ours:.2f} s vs {theirs:.2f} s per step; time ratio "
+                        f"{ours / theirs:.2f}")]
 
 
 def inference_records(name, model, seconds, runs):
@@ -211,6 +237,10 @@ def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=Tr
         if reference != "off" and name == "rave_v1":
             records += reference_records(name, recipe, 2.0 if quick else 10.0,
                                          3 if quick else 5)
+            if train:  # RAVE's multiband distance needs >= 2048 samples per band
+                b, c = (2, 32768) if quick else (batch, crop)
+                records += reference_training_records(name, recipe, b, c,
+                                                      train_runs or (2 if quick else 3))
         if train:
             b, c = (2, 16384) if quick else (batch, crop)
             records += training_records(name, model, recipe, b, c,
