@@ -189,13 +189,13 @@ def inference_records(name, model, seconds, runs):
     return out
 
 
-def training_records(name, model, recipe, batch, crop, runs):
+def training_records(name, model, recipe, batch, crop, runs, stages=(1, 2)):
     sr = model.sample_rate
     # Random waveforms: the built-in clips are shorter than the reference crop (131072).
     data = (0.1 * np.random.default_rng(1).standard_normal((batch, crop))).astype("float32")
     out = []
     model.compile_from_recipe(recipe["train"])
-    for stage in (1, 2):
+    for stage in stages:
         if stage == 2:
             model.prepare_stage(model.warmup, recipe["train"])
         times = []
@@ -216,7 +216,7 @@ def training_records(name, model, recipe, batch, crop, runs):
 
 
 def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=True,
-        train_runs=None, reference="auto"):
+        train_runs=None, reference="auto", stages=(1, 2)):
     from benchmarks._rave_reference import load
     from zoo import registry
 
@@ -244,7 +244,7 @@ def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=Tr
         if train:
             b, c = (2, 16384) if quick else (batch, crop)
             records += training_records(name, model, recipe, b, c,
-                                        train_runs or (1 if quick else 2))
+                                        train_runs or (1 if quick else 2), stages)
     return records
 
 
@@ -257,14 +257,23 @@ def main(argv=None):
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--train-runs", type=int, help="timed training steps per stage (after one "
                    "warm-up step)")
+    p.add_argument("--stages", default="1,2",
+                   help="training stages timed for each recipe (e.g. 1: skip the slow "
+                        "adversarial stage)")
     p.add_argument("--reference", choices=("auto", "rave", "off"), default="auto",
                    help="measure RAVE's own code beside rave_v1 in the same run: 'auto' when "
                         "it is importable (else the published figure only), 'rave' requires "
                         "it, 'off' skips it")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    try:
+        stages = tuple(int(v) for v in args.stages.split(",") if v.strip())
+    except ValueError:
+        p.error(f"--stages {args.stages!r}: expected stage numbers, e.g. 1,2")
+    if any(v not in (1, 2) for v in stages):
+        p.error(f"--stages {args.stages!r}: RAVE has stages 1 and 2")
     records = run(args.quick, tuple(args.recipes.split(",")), args.batch, args.crop,
-                  not args.no_train, args.train_runs, args.reference)
+                  not args.no_train, args.train_runs, args.reference, stages)
     script_report(records, "rave", args.quick, args.json or results_path("rave"))
 
 
