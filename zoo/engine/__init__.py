@@ -1,11 +1,14 @@
 """The engine every zoo model stands on: the model contract and the training engines.
 
 * :class:`ZooModel` (``model.py``): the base class; capabilities, fitting, training
-  hooks, seed state in checkpoints; :func:`inference` compiles inference methods.
+  hooks, seed state in checkpoints; :func:`inference` compiles inference methods;
+  :func:`weight_constant` marks a tensor derived from weights alone (a folded kernel),
+  which inference computes once per weights instead of on every call.
 * :class:`Capability`, :class:`Fitting` (``capabilities.py``): what a model declares.
 * :class:`AdversarialModel`, :class:`Objective` (``adversarial.py``): several
   objectives and optimizers under one ``fit``.
-* ``backend/<backend>.py``: the only code that differs per Keras backend.
+* ``backend/<backend>.py``: the only code that differs per Keras backend (on torch also
+  a copy-free replacement for Keras' 1-D convolution).
 
 The engine imports ``layers`` and nothing of ``zoo.models``.
 """
