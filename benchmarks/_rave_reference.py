@@ -7,7 +7,9 @@ code is copied here (it is CC BY-NC). Its models are built from its own gin conf
 (``v1.gin``; ``causal.gin`` and cached convolutions for streaming), in eval mode, with
 random weights, weight normalisation removed (as its export script does), batch 1, eager
 under ``torch.no_grad()``: the calls its exported models make (``encode`` -> posterior
-mean -> ``decode``).
+mean -> ``decode``). For training (``training=True``) the model stays as it trains
+(train mode, weight norm kept) and each step is one call of its own ``training_step``,
+with the optimisers of its own ``configure_optimizers`` in place of Lightning's.
 
 Three small compatibility shims are applied while RAVE is imported (it pins scipy
 1.10, numpy < 2): ``scipy.signal.kaiser`` (moved to ``scipy.signal.windows``),
