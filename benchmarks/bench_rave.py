@@ -60,7 +60,7 @@ def paired_times(ours, theirs, runs):
     return float(np.median(a)), float(np.median(b))
 
 
-def reference_records(name, recipe, seconds, runs):
+def reference_records(name, model, recipe, seconds, runs):
     """``rave_v1`` beside RAVE v1 run by its own code in this process (when installed:
     ``benchmarks/_rave_reference.py``): offline encode and decode of the same waveform
     length, and one 2048-sample block streamed (encode + decode) by our causal
@@ -69,7 +69,6 @@ def reference_records(name, recipe, seconds, runs):
     from benchmarks._rave_reference import RaveReference
     from zoo import registry
 
-    model = registry.build(recipe)
     ref = RaveReference(["v1"])
     sr = model.sample_rate
     n = int(seconds * sr) // model.compression * model.compression
@@ -113,15 +112,13 @@ def reference_records(name, recipe, seconds, runs):
     return out
 
 
-def reference_training_records(name, recipe, batch, crop, runs):
+def reference_training_records(name, model, recipe, batch, crop, runs):
     """One stage-1 training step of ``rave_v1`` beside one call of RAVE's own
     ``training_step`` (v1.gin, its optimisers, phase 1: the multiband and full-band
     spectral distances and the KL) on the same random waveforms ``[batch, crop]``,
     timed alternately after a warm-up step each. A rate (steps/s)."""
     from benchmarks._rave_reference import RaveReference
-    from zoo import registry
 
-    model = registry.build(recipe)
     model.compile_from_recipe(recipe["train"])
     ref = RaveReference(["v1"], training=True)
     data = (0.1 * np.random.default_rng(1).standard_normal((batch, crop))).astype("float32")
@@ -235,11 +232,11 @@ def run(quick=False, recipes=("rave", "rave_v1"), batch=8, crop=131072, train=Tr
         model = registry.build(recipe)
         records += inference_records(name, model, 2.0 if quick else 10.0, 2 if quick else 3)
         if reference != "off" and name == "rave_v1":
-            records += reference_records(name, recipe, 2.0 if quick else 10.0,
+            records += reference_records(name, model, recipe, 2.0 if quick else 10.0,
                                          3 if quick else 5)
             if train:  # RAVE's multiband distance needs >= 2048 samples per band
                 b, c = (2, 32768) if quick else (batch, crop)
-                records += reference_training_records(name, recipe, b, c,
+                records += reference_training_records(name, model, recipe, b, c,
                                                       train_runs or (2 if quick else 3))
         if train:
             b, c = (2, 16384) if quick else (batch, crop)

@@ -33,19 +33,13 @@ def _overlap_add(frames, hop_length):
     return ops.reshape(out, (-1, (num_frames + ratio - 1) * hop_length))
 
 
-def _inverse_envelope(num_frames, n_fft, hop_length, like):
+def _inverse_envelope(frames, n_fft, hop_length):
     """``1 / max(envelope, 1e-8)``, the envelope being the overlap-added squared window
-    of ``num_frames`` frames: in numpy when the count is static (a constant), else
-    from ``like``'s traced frame count."""
-    window_sq = np.square(hann_window(n_fft))
-    if isinstance(num_frames, int):
-        ratio = n_fft // hop_length
-        env = np.zeros((num_frames + ratio - 1) * hop_length, "float32")
-        for t in range(num_frames):
-            env[t * hop_length:t * hop_length + n_fft] += window_sq
-        return ops.convert_to_tensor((1.0 / np.maximum(env, 1e-8))[None].astype("float32"))
-    frames = ops.zeros_like(like[:1, :, :1]) + ops.convert_to_tensor(window_sq)
-    return 1.0 / ops.maximum(_overlap_add(frames, hop_length), 1e-8)
+    over ``frames``' frame count (``[batch, frames, ...]``); shared by every istft of a
+    Griffin-Lim loop."""
+    window_sq = ops.convert_to_tensor(np.square(hann_window(n_fft)))
+    return 1.0 / ops.maximum(
+        _overlap_add(ops.zeros_like(frames[:1, :, :1]) + window_sq, hop_length), 1e-8)
 
 
 def istft(real, imag, n_fft, hop_length, length=None, center=True, inverse_envelope=None):
@@ -73,7 +67,7 @@ def istft(real, imag, n_fft, hop_length, length=None, center=True, inverse_envel
     window = ops.convert_to_tensor(hann_window(n_fft))
     frames = ops.irfft((real, imag), fft_length=n_fft) * window
     if inverse_envelope is None:
-        inverse_envelope = _inverse_envelope(frames.shape[1], n_fft, hop_length, frames)
+        inverse_envelope = _inverse_envelope(frames, n_fft, hop_length)
     signal = _overlap_add(frames, hop_length) * inverse_envelope
     if center:
         signal = signal[:, n_fft // 2:]
@@ -127,7 +121,7 @@ def griffin_lim(magnitude, n_fft, hop_length, n_iter=32, momentum=0.99, length=N
     else:
         raise ValueError(f"init must be 'zeros' or 'random', got {init!r}")
     blend = momentum / (1.0 + momentum)
-    inverse_envelope = _inverse_envelope(magnitude.shape[1], n_fft, hop_length, magnitude)
+    inverse_envelope = _inverse_envelope(magnitude, n_fft, hop_length)
 
     def step(_, state):
         spec_re, spec_im, prev_re, prev_im = state

@@ -30,11 +30,17 @@ def weight_constant(owner, key, fn, weights):
     if torch.is_grad_enabled():
         return fn(*weights)
     tensors = [w.value if hasattr(w, "value") else w for w in weights]
+    return _kept(owner.__dict__.setdefault("_weight_constants", {}), key, fn, tensors)
+
+
+def _kept(store, key, fn, tensors):
+    """``fn(*tensors)`` kept in ``store[key]`` until one of the tensors is replaced or
+    written in place (its ``_version``); the tensors themselves are kept beside it, so
+    their ids stay theirs while cached."""
     versions = [t._version for t in tensors]
-    cache = owner.__dict__.setdefault("_weight_constants", {})
-    hit = cache.get(key)  # (the tensors themselves: their ids stay theirs while cached)
+    hit = store.get(key)
     if hit is None or hit[1] != versions or any(a is not b for a, b in zip(hit[0], tensors)):
-        hit = cache[key] = (tensors, versions, fn(*tensors))
+        hit = store[key] = (tensors, versions, fn(*tensors))
     return hit[2]
 
 
@@ -112,11 +118,7 @@ def _torch_kernel(kernel):
 
     if torch.is_grad_enabled() or not kernel.is_leaf:
         return reorder(kernel)
-    hit = getattr(kernel, "_zoo_torch_kernel", None)
-    if hit is None or hit[0] != kernel._version:
-        hit = (kernel._version, reorder(kernel))
-        kernel._zoo_torch_kernel = hit
-    return hit[1]
+    return _kept(kernel.__dict__, "_zoo_torch_kernel", reorder, [kernel])
 
 
 def conv1d_channels_last(inputs, kernel, strides=1, padding="valid", data_format=None,
