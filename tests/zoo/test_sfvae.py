@@ -7,7 +7,8 @@ from keras import ops
 
 from zoo.data import render_vowel
 from zoo.errors import ZooError
-from zoo.models.latent import (aggregated_posterior_pca, invert_piecewise_linear,
+from zoo.models.latent import (active_units, aggregated_posterior_pca,
+                               invert_piecewise_linear,
                                piecewise_linear, piecewise_linear_fit)
 from zoo.models.sfvae import SourceFilterVAE, labelled_examples, parse_target
 from zoo.training.trainer import train
@@ -26,6 +27,28 @@ def test_aggregated_posterior_pca_matches_numpy():
     np.testing.assert_allclose(components @ np.diag(values) @ components.T, expected, atol=1e-9)
     np.testing.assert_allclose(values, np.sort(np.linalg.eigvalsh(expected))[::-1], rtol=1e-9)
     np.testing.assert_allclose(components.T @ components, np.eye(5), atol=1e-9)
+
+
+def test_collapsed_dimensions_are_left_out_of_the_pca():
+    """A collapsed unit (mean fixed, variance 1) would lead every factor's PCA; masked
+    out, the PCA is numpy's over the active units and the factor's axis comes first."""
+    rng = np.random.default_rng(3)
+    n, direction = 3000, np.array([0.0, 0.6, 0.0, 0.8, 0.0])
+    mu = np.outer(rng.uniform(-0.5, 0.5, n), direction) + 0.15 * rng.standard_normal((n, 5))
+    mu[:, [0, 2]] = 0.001 * rng.standard_normal((n, 2))      # collapsed: the prior's N(0, 1)
+    var = np.full((n, 5), 0.01)
+    var[:, [0, 2]] = 1.0
+    active = active_units(mu)
+    np.testing.assert_array_equal(active, [False, True, False, True, True])
+    _, unmasked, _ = aggregated_posterior_pca(mu, var)
+    assert np.argmax(np.abs(unmasked[:, 0])) in (0, 2)  # the failure the mask prevents
+    e, components, values = aggregated_posterior_pca(mu, var, active)
+    assert components.shape == (5, 3) and np.all(components[[0, 2]] == 0.0)
+    sub = np.cov(mu[:, active], rowvar=False, bias=True) + np.diag(var[:, active].mean(0))
+    np.testing.assert_allclose(values, np.sort(np.linalg.eigvalsh(sub))[::-1], rtol=1e-9)
+    assert abs(components[:, 0] @ direction) > 0.99
+    with pytest.raises(ValueError, match="non-empty mask"):
+        aggregated_posterior_pca(mu, var, np.zeros(5, bool))
 
 
 def test_piecewise_linear_regression_recovers_a_known_map():

@@ -69,7 +69,24 @@ class LatentFidelity(keras.callbacks.Callback):
 
 
 # ------------------------------------------------------------- factor subspaces
-def aggregated_posterior_pca(means, variances):
+def active_units(means, threshold=0.01):
+    """Latent dimensions in use (Burda et al. 2016): ``Var_x(E_q[z_d]) > threshold``.
+
+    A collapsed dimension's posterior is the prior whatever the input: its mean does not
+    move and its variance stays near 1, so it carries no information about the data.
+
+    Args:
+        means: posterior means ``[N, D]``.
+        threshold: the variance of a dimension's means below which it counts as unused.
+
+    Returns:
+        A boolean mask ``[D]``.
+    """
+    mu = np.asarray(means, np.float64).reshape(-1, np.shape(means)[-1])
+    return mu.var(0) > float(threshold)
+
+
+def aggregated_posterior_pca(means, variances, active=None):
     """PCA of the aggregated posterior of a Gaussian encoder (Sadok et al. 2023).
 
     The aggregated posterior ``q(z) = 1/N sum_n N(z; mu_n, diag(sigma_n^2))`` has
@@ -79,19 +96,32 @@ def aggregated_posterior_pca(means, variances):
     Args:
         means: posterior means ``[N, D]``.
         variances: posterior variances ``[N, D]``.
+        active: optional boolean mask ``[D]`` (:func:`active_units`): the PCA is taken
+            over these dimensions only and the components are zero elsewhere. A
+            collapsed dimension adds its prior's unit variance to every factor's
+            covariance, which then outweighs the factor's own variation (about 0.01-1
+            per active dimension), so each factor's leading components would be the
+            same collapsed axes.
 
     Returns:
-        ``(e [D], components [D, D] (columns, by decreasing variance), variances [D])``.
+        ``(e [D], components [D, A] (columns, by decreasing variance), variances [A])``
+        with ``A`` the number of active dimensions (``D`` without a mask).
     """
     mu = np.asarray(means, np.float64).reshape(-1, np.shape(means)[-1])
     var = np.asarray(variances, np.float64).reshape(mu.shape)
     if not len(mu):
         raise ValueError("aggregated_posterior_pca needs at least one posterior")
+    keep = np.ones(mu.shape[1], bool) if active is None else np.asarray(active, bool)
+    if keep.shape != (mu.shape[1],) or not keep.any():
+        raise ValueError(f"active must be a non-empty mask of {mu.shape[1]} dimensions")
     e = mu.mean(0)
-    cov = mu.T @ mu / len(mu) + np.diag(var.mean(0)) - np.outer(e, e)
+    m, v, c = mu[:, keep], var[:, keep], e[keep]
+    cov = m.T @ m / len(m) + np.diag(v.mean(0)) - np.outer(c, c)
     values, vectors = np.linalg.eigh((cov + cov.T) / 2)
     order = np.argsort(values)[::-1]
-    return e, vectors[:, order], np.maximum(values[order], 0.0)
+    components = np.zeros((mu.shape[1], int(keep.sum())))
+    components[keep] = vectors[:, order]
+    return e, components, np.maximum(values[order], 0.0)
 
 
 def _hat_basis(y, knots):

@@ -38,7 +38,7 @@ from layers import gaussian_kl, griffin_lim, itakura_saito_log, stft_magnitude
 from zoo.engine import Capability, ZooModel, check_positive, inference, replica_loss
 from zoo.errors import ZooError
 from zoo.models.chunking import pad_to_length
-from zoo.models.latent import (aggregated_posterior_pca, fidelity_dims,
+from zoo.models.latent import (active_units, aggregated_posterior_pca, fidelity_dims,
                                invert_piecewise_linear, piecewise_linear,
                                piecewise_linear_fit)
 
@@ -304,7 +304,7 @@ class SourceFilterVAE(ZooModel):
         return get["basis"][:, :m], get["mean"], get["knots"], get["values"][:, :m]
 
     def fit_subspaces(self, labelled="builtin:vowels", factors=None, variance_retained=None,
-                      progress=False):
+                      progress=False, active_threshold=0.01):
         """Learn each factor's subspace and regression from labelled audio.
 
         Args:
@@ -315,11 +315,15 @@ class SourceFilterVAE(ZooModel):
             factors: the factors to fit (default: all of the model's).
             variance_retained: overrides the model's for this fit.
             progress: show a progress bar while encoding.
+            active_threshold: latent dimensions whose posterior means vary less than
+                this over all the labelled frames are collapsed (:func:`active_units`)
+                and left out of every subspace.
 
         Returns:
             A report: per factor ``dims``, ``explained`` (share of variance kept),
-            ``frames``, ``range``; ``orthogonality``: the largest ``|u_i . u_j|`` between
-            the basis vectors of each pair of subspaces.
+            ``frames``, ``range``; ``active_units``: the dimensions used;
+            ``orthogonality``: the largest ``|u_i . u_j|`` between the basis vectors of
+            each pair of subspaces.
 
         Raises:
             ZooError: missing columns, non-numeric or NaN labels, no files for a factor.
@@ -330,6 +334,7 @@ class SourceFilterVAE(ZooModel):
         items = {_factor_key(k, self.factors): v for k, v in items.items()}
         report, total = {"factors": {}}, sum(len(items.get(f, ())) for f in factors)
         bar = keras.utils.Progbar(total, unit_name="file") if progress else None
+        frames = {}
         for factor in factors:
             if not items.get(factor):
                 raise ZooError(f"no labelled files for factor {factor!r}")
@@ -341,13 +346,24 @@ class SourceFilterVAE(ZooModel):
                 values.append(np.full(len(mu), float(value)))
                 if bar is not None:
                     bar.add(1)
-            mu, var, y = np.concatenate(mus), np.concatenate(variances), np.concatenate(values)
+            frames[factor] = (np.concatenate(mus), np.concatenate(variances),
+                              np.concatenate(values))
+            y = frames[factor][2]
             if np.ptp(y) <= 0:
                 raise ZooError(f"factor {factor!r}: every labelled value is {y[0]:g}; the "
                                "subspace needs files where it varies")
-            e, components, spectrum = aggregated_posterior_pca(mu, var)
+        active = active_units(np.concatenate([f[0] for f in frames.values()]),
+                              active_threshold)
+        if not active.any():
+            raise ZooError("every latent dimension is collapsed on the labelled audio "
+                           f"(posterior means vary by less than {active_threshold:g})")
+        report["active_units"] = [int(d) for d in np.flatnonzero(active)]
+        for factor in factors:
+            mu, var, y = frames[factor]
+            e, components, spectrum = aggregated_posterior_pca(mu, var, active)
             index = self.factors.index(factor)
-            m = (self.subspace_dims[index] if self.subspace_dims and self.subspace_dims[index]
+            m = (min(self.subspace_dims[index], len(spectrum))
+                 if self.subspace_dims and self.subspace_dims[index]
                  else fidelity_dims(spectrum, variance_retained or self.variance_retained))
             basis = components[:, :m]
             projected = (mu - e) @ basis
@@ -479,6 +495,9 @@ def subspace_table(report):
         lines.append(f"{f:<6}  {r['dims']:>4}  {r['explained']:>13.1%}  "
                      f"{r['regression_r2']:>14.3f}  {r['frames']:>6}  "
                      f"{r['range'][0]:g}-{r['range'][1]:g}")
+    if "active_units" in report:
+        lines.append(f"active latent dimensions: {len(report['active_units'])} "
+                     f"({', '.join(map(str, report['active_units']))})")
     if report.get("orthogonality"):
         lines.append("largest |dot product| between subspaces: " + ", ".join(
             f"{k} {v:.2f}" for k, v in report["orthogonality"].items()))
