@@ -27,9 +27,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zoo.errors import ZooError
 
+#: ``[train]`` keys an optimizer reads; ``<objective>_<key>`` and
+#: ``discriminator_<key>`` override them per objective (adversarial models). Longest
+#: first, so ``generator_final_learning_rate`` reads as ``generator`` + its key.
+OPTIMIZER_KEYS = ("final_learning_rate", "learning_rate", "beta_1", "beta_2", "clipnorm",
+                  "weight_decay")
+
+
+def optimizer_key(key):
+    """``(prefix, key)`` of a ``[train]`` optimizer key (prefix ``""`` for a plain key),
+    or ``None`` when ``key`` is no optimizer key."""
+    for suffix in OPTIMIZER_KEYS:
+        if key == suffix:
+            return "", suffix
+        if key.endswith("_" + suffix):
+            return key[: -len(suffix) - 1], suffix
+    return None
+
+
 SECTIONS = ("model_config", "data", "train")
 TOP_LEVEL = ("model", *SECTIONS, "tiny", "tune", "recipe")
-_OPTIMIZER_SUFFIXES = ("learning_rate", "beta_1", "beta_2", "clipnorm", "weight_decay")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -61,7 +78,8 @@ class TrainSection(_Section):
     """``[train]``: optimisation, length, checkpoints, logging.
 
     Adversarial models also read ``discriminator_<key>`` and ``<objective>_<key>``
-    for ``key`` in learning_rate, beta_1, beta_2, clipnorm, weight_decay (per-objective
+    for ``key`` in learning_rate, final_learning_rate, beta_1, beta_2, clipnorm,
+    weight_decay (per-objective
     optimizers); those are the only extra keys accepted.
     """
 
@@ -72,6 +90,7 @@ class TrainSection(_Section):
     steps_per_epoch: PositiveInt = 100
     checkpoint_every: Optional[PositiveInt] = None  #: default: every epoch
     learning_rate: PositiveFloat = 1e-3
+    final_learning_rate: Optional[PositiveFloat] = None  #: cosine decay to it over `steps`
     beta_1: Beta = 0.9
     beta_2: Beta = 0.999
     clipnorm: Optional[PositiveFloat] = None
@@ -196,7 +215,7 @@ def _check_train_extras(origin, train):
     for key, value in list(train.items()):
         if key in known:
             continue
-        suffix = next((s for s in _OPTIMIZER_SUFFIXES if key.endswith("_" + s)), None)
+        suffix = (optimizer_key(key) or (None, None))[1]
         if suffix is None:
             raise _unknown(origin, "train.", key, known)
         try:

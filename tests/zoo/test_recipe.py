@@ -1,6 +1,8 @@
 """The recipe schema: every shipped recipe validates, typos and bad values are one-line
 errors naming the key (exit 2 from the CLI, before any data is decoded), presets load
 by name."""
+import keras
+import numpy as np
 import pytest
 
 import zoo
@@ -88,6 +90,27 @@ def test_per_objective_optimizer_keys_are_checked_against_the_model(tmp_path):
 
         model = registry.build(registry.load_recipe("travelgan", tiny=True))
         compile_model(model, {**recipe["train"], "genrator_learning_rate": 1e-4})
+
+
+def test_final_learning_rate_is_a_cosine_decay_over_the_steps():
+    """lr(t) = final + (lr - final) (1 + cos(pi t / steps)) / 2, then final; per objective
+    as ``<objective>_final_learning_rate``."""
+    from zoo.engine import adam_from_recipe
+    from zoo.training.trainer import compile_model
+
+    optimizer = adam_from_recipe({"learning_rate": 1e-3, "final_learning_rate": 1e-4,
+                                  "steps": 100})
+    for t in (0, 25, 50, 100, 150):
+        optimizer.iterations.assign(t)
+        expected = 1e-4 + 9e-4 * (1 + np.cos(np.pi * min(t, 100) / 100)) / 2
+        np.testing.assert_allclose(float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+                                   expected, rtol=1e-5)
+    recipe = registry.load_recipe("travelgan", tiny=True, overrides={
+        "train": {"generator_final_learning_rate": 1e-5, "final_learning_rate": 2e-5}})
+    model = registry.build(recipe)
+    compile_model(model, recipe["train"])  # no objective "generator_final" or "final"
+    with pytest.raises(ZooError, match="train.final_learning_rate"):
+        registry.load_recipe("vae", overrides={"train": {"final_learning_rate": -1.0}})
 
 
 def test_out_naming_a_file_is_an_error(tmp_path, capsys):

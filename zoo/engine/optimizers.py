@@ -1,9 +1,7 @@
 """Optimizers from a recipe's ``[train]`` section (one builder for every engine)."""
 import keras
 
-#: ``[train]`` keys an optimizer reads; ``<objective>_<key>`` and
-#: ``discriminator_<key>`` override them per objective (adversarial models).
-OPTIMIZER_KEYS = ("learning_rate", "beta_1", "beta_2", "clipnorm", "weight_decay")
+from zoo.recipe import optimizer_key
 
 
 def adam_from_recipe(train, prefixes=(), name=None):
@@ -11,7 +9,10 @@ def adam_from_recipe(train, prefixes=(), name=None):
 
     Args:
         train: the ``[train]`` mapping (``learning_rate``, ``beta_1``, ``beta_2``,
-            ``clipnorm``, ``weight_decay``: Keras' decoupled decay, ``w -= lr * wd * w``).
+            ``clipnorm``, ``weight_decay``: Keras' decoupled decay, ``w -= lr * wd * w``;
+            ``final_learning_rate``: a cosine decay from ``learning_rate`` to it over
+            ``steps`` updates of this optimizer (``steps_per_epoch`` when ``steps`` is
+            unset), constant after).
         prefixes: key prefixes tried first, most specific first: with
             ``("generator", "discriminator")`` the learning rate is
             ``generator_learning_rate``, else ``discriminator_learning_rate``, else
@@ -26,8 +27,13 @@ def adam_from_recipe(train, prefixes=(), name=None):
 
     clipnorm = get("clipnorm", None)
     decay = get("weight_decay", None)
+    learning_rate, final = float(get("learning_rate", 1e-3)), get("final_learning_rate", None)
+    if final is not None:
+        steps = int(train.get("steps") or train.get("steps_per_epoch") or 1)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps, alpha=float(final) / learning_rate)
     return keras.optimizers.Adam(
-        learning_rate=float(get("learning_rate", 1e-3)), beta_1=float(get("beta_1", 0.9)),
+        learning_rate=learning_rate, beta_1=float(get("beta_1", 0.9)),
         beta_2=float(get("beta_2", 0.999)), clipnorm=None if clipnorm is None else float(clipnorm),
         weight_decay=None if not decay else float(decay),
         **({"name": name} if name else {}))
@@ -39,12 +45,10 @@ def check_optimizer_keys(train, prefixes):
     import difflib
 
     for key in train:
-        for suffix in OPTIMIZER_KEYS:
-            if key.endswith("_" + suffix) and key != suffix:
-                prefix = key[: -len(suffix) - 1]
-                if prefix not in prefixes:
-                    hint = difflib.get_close_matches(prefix, list(prefixes), n=1)
-                    raise ValueError(
-                        f"train.{key}: the model has no objective {prefix!r}"
-                        + (f"; did you mean '{hint[0]}_{suffix}'?" if hint else
-                           f" (objectives: {', '.join(prefixes) or 'none'})"))
+        prefix, suffix = optimizer_key(key) or ("", None)
+        if prefix and prefix not in prefixes:
+            hint = difflib.get_close_matches(prefix, list(prefixes), n=1)
+            raise ValueError(
+                f"train.{key}: the model has no objective {prefix!r}"
+                + (f"; did you mean '{hint[0]}_{suffix}'?" if hint else
+                   f" (objectives: {', '.join(prefixes) or 'none'})"))
