@@ -166,3 +166,29 @@ def test_it_learns_the_power_spectra(trained):
     assert itakura_saito(v) < 0.5 * itakura_saito(v_mean), (itakura_saito(v),
                                                               itakura_saito(v_mean))
     assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def _pyin_median(wave):
+    from zoo.dsp import f0_contour
+
+    f0, voiced = f0_contour(wave, SR, fmin=60, fmax=600, frame_length=1024, hop_length=256)
+    assert voiced.mean() > 0.5, "pyin finds the vowel unvoiced"
+    return float(np.median(f0[voiced]))
+
+
+@pytest.mark.parametrize("f0,formants", [(180.0, (700.0, 1200.0, 2600.0)),
+                                         (220.0, (400.0, 2000.0, 2800.0))])
+def test_shipped_weights_move_pitch_by_the_requested_shift(f0, formants):
+    """The shipped ``sfvae_speech`` (trained on builtin:speech, subspaces from
+    builtin:vowels) on vowels it never saw: resynthesis keeps pyin's f0 within 3 %, and
+    +-3 semitone edits move it the right way by at least half the shift."""
+    import zoo
+
+    model = zoo.load("sfvae", weights="speech")
+    assert model.fitted_factors() == ["f0", "F1", "F2", "F3"]
+    wave = render_vowel(f0, list(formants), 1.0, seed=11)
+    base = _pyin_median(wave)
+    assert abs(_pyin_median(model.edit(wave)) / base - 1.0) < 0.03
+    for shift in (3.0, -3.0):
+        moved = 12.0 * np.log2(_pyin_median(model.edit(wave, f0=f"{shift:+g}st")) / base)
+        assert moved * np.sign(shift) >= 0.5 * abs(shift), (shift, moved)
