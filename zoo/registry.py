@@ -42,7 +42,7 @@ _MODELS = {
 }
 
 # name -> shipped weights (saved_models/<name>_<weights>/) that conversion uses by default.
-DEFAULT_WEIGHTS = {"travelgan": "instruments", "vae": "instruments"}
+DEFAULT_WEIGHTS = {"travelgan": "instruments", "vae": "instruments", "sfvae": "speech"}
 
 
 def register(name, target):

@@ -147,10 +147,17 @@ class SourceFilterVAE(ZooModel):
         self.num_bins = self.n_fft // 2 + 1
         self.power_scale = (4.0 / self.n_fft) ** 2  # a full-scale sine reads 0 dB
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.encoder = keras.Sequential([kl.Dense(h, activation="tanh") for h in hidden]
-                                        + [kl.Dense(2 * self.latent_dim)], name="encoder")
-        self.decoder = keras.Sequential([kl.Dense(h, activation="tanh") for h in hidden[::-1]]
-                                        + [kl.Dense(self.num_bins)], name="decoder")
+        # layers named, so every instance's weights have the same paths
+        self.encoder = keras.Sequential(
+            [kl.Dense(h, activation="tanh", name=f"hidden_{i}") for i, h in enumerate(hidden)]
+            + [kl.Dense(2 * self.latent_dim, name="posterior")], name="encoder")
+        self.decoder = keras.Sequential(
+            [kl.Dense(h, activation="tanh", name=f"hidden_{i}")
+             for i, h in enumerate(hidden[::-1])]
+            + [kl.Dense(self.num_bins, name="log_variance")], name="decoder")
+        # built here, so a model made from its config holds every variable
+        self.encoder.build((None, None, self.num_bins))
+        self.decoder.build((None, None, self.latent_dim))
         self.subspace = {}
         d, k = self.latent_dim, self.segments + 1
         for f in factors:
