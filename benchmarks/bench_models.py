@@ -255,12 +255,15 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument("--json", help="write the records here instead of "
+                        "results/models_<backend>.json (e.g. when measuring a few models)")
     args = parser.parse_args(argv)
     set_torch_threads(args.torch_threads)
     print(f"backend {BACKEND} (keras {keras.__version__}); {run_device()}", flush=True)
     records = run(args.quick, args.models.split(",") if args.models else None,
                   steps=args.steps, runs=args.runs, seconds=args.seconds)
-    script_report(records, "models", args.quick, None if args.no_json else results_path("models"))
+    script_report(records, "models", args.quick,
+                  None if args.no_json else (args.json or results_path("models")))
 
 
 if __name__ == "__main__":
