@@ -79,8 +79,7 @@ class TrainSection(_Section):
 
     Adversarial models also read ``discriminator_<key>`` and ``<objective>_<key>``
     for ``key`` in learning_rate, final_learning_rate, beta_1, beta_2, clipnorm,
-    weight_decay (per-objective
-    optimizers); those are the only extra keys accepted.
+    weight_decay (per-objective optimizers); those are the only extra keys accepted.
     """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
