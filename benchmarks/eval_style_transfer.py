@@ -4,7 +4,8 @@ different reed melody as style.
 Usage::
 
     KERAS_BACKEND=jax python benchmarks/eval_style_transfer.py [--pairs 4] [--filters 4096]
-        [--iterations 300] [--sweep 1e-3,1e-2,1e-1,1] [--out benchmarks/results]
+        [--iterations 300] [--sweep 1e-3,1e-2,1e-1,1] [--rows ours,classifier_features]
+        [--out benchmarks/results]
 
 For each held-out brass melody (content) paired with another held-out reed melody
 (style) it stylizes with the recipe (``recipes/style_transfer.toml``; 22.05 kHz, the
@@ -14,10 +15,14 @@ For each held-out brass melody (content) paired with another held-out reed melod
     trained on the train split) calls reed (target >= 80 %), beside the content's;
 (b) the median absolute f0 error in cents against the content (pyin; target < 50);
 (c) the style (Gram) distance at the start and the end of the optimisation (target:
-    falls >= 10x), and the content/style losses over iterations (a PNG).
+    falls >= 10x), and the content/style losses over iterations (a PNG);
+(d) the mel distance to the same melody's true reed rendering (independent of the
+    classifier), beside the content's.
 
 It reports the reference's settings (n_fft 2048, hop 512, 4096 filters, summed losses,
-noise start, random phase; ``--reference-iterations``) beside ours (the recipe), and a content-weight sweep
+noise start, random phase; ``--reference-iterations``) and the domain classifier's
+features (``feature_model=classifier``, at 16 kHz) beside ours (the recipe), and a
+content-weight sweep
 (classifier share and f0 error per weight: a table and a PNG) so users can pick a
 weight. Writes
 ``style_transfer_quality.json``, ``style_transfer_sweep.png`` and
@@ -37,17 +42,23 @@ import numpy as np  # noqa: E402
 
 SR = 16000
 
+#: The settings compared: the recipe, the reference's, and the recipe with the domain
+#: classifier's log-mel statistics as features (its reed share is then not an
+#: independent judgement: the mel distance to the true reed rendering is).
+ROWS = ("ours", "reference_settings", "classifier_features")
+
 
 def stylize_pairs(model, ds, pairs, classifier, **options):
     """Rows of figures for ``pairs`` of (content, style) relative paths."""
     from zoo.data.audio import resample
-    from zoo.eval import f0_error_cents
+    from zoo.eval import f0_error_cents, mel_distance
     from zoo.eval.classifier import clips_of
 
     reed = classifier.domain_index("reed")
     rows = []
     for content_rel, style_rel in pairs:
         content, style = ds.waveform(content_rel), ds.waveform(style_rel)
+        true_reed = ds.waveform(content_rel.replace("brass", "reed", 1))  # same melody
         start = time.perf_counter()
         result = model.stylize(content, style, sample_rate=SR, **options)
         seconds = time.perf_counter() - start
@@ -63,6 +74,8 @@ def stylize_pairs(model, ds, pairs, classifier, **options):
                      "audio_seconds": len(content) / SR, "reed_share": float(np.mean(p > 0.5)),
                      "content_reed_share": float(np.mean(p_in > 0.5)), "f0_cents": cents,
                      "style_distance_start": first, "style_distance_end": last,
+                     "mel_to_true_reed": mel_distance(true_reed, out, SR),
+                     "content_mel_to_true_reed": mel_distance(true_reed, content, SR),
                      "history": result.history})
     return rows
 
@@ -73,6 +86,9 @@ def summarise(rows):
             "content_reed_share": float(np.mean([r["content_reed_share"] for r in rows])),
             "f0_cents_median": float(np.median([r["f0_cents"] for r in rows])),
             "f0_cents_max": float(np.max([r["f0_cents"] for r in rows])),
+            "mel_to_true_reed_median": float(np.median([r["mel_to_true_reed"] for r in rows])),
+            "content_mel_to_true_reed_median": float(np.median(
+                [r["content_mel_to_true_reed"] for r in rows])),
             "style_distance_drop_min": float(min(r["style_distance_start"] /
                                                  max(r["style_distance_end"], 1e-30)
                                                  for r in rows)),
@@ -91,8 +107,14 @@ def main(argv=None):
                         help="content weights to sweep ('' to skip)")
     parser.add_argument("--sweep-filters", type=int, default=512)
     parser.add_argument("--sweep-iterations", type=int, default=100)
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"settings to measure, of {','.join(ROWS)} (the others are kept "
+                        "from an existing report)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    rows_wanted = [r for r in args.rows.split(",") if r]
+    if set(rows_wanted) - set(ROWS):
+        parser.error(f"--rows: unknown {sorted(set(rows_wanted) - set(ROWS))}; known {ROWS}")
 
     import keras
     import matplotlib
@@ -103,6 +125,7 @@ def main(argv=None):
     import zoo
     from zoo.data import load_dataset
     from zoo.eval.classifier import domain_classifier
+    from zoo.files import atomic_write_text
 
     ds = load_dataset("builtin:timbre", SR, SR, progress=False)
     classifier = domain_classifier(ds)
@@ -112,16 +135,23 @@ def main(argv=None):
     overrides = {k: v for k, v in (("filters", args.filters),
                                    ("iterations", args.iterations)) if v}
     model = zoo.load("style_transfer", **overrides)
-    report = {"backend": keras.backend.backend(), "config": model.get_config(),
-              "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
-                                                             "f0_cents": 50.0,
-                                                             "style_distance_drop": 10.0}}
+    path = Path(args.out) / "style_transfer_quality.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report.update({"backend": keras.backend.backend(), "config": model.get_config(),
+                   "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
+                                                                  "f0_cents": 50.0,
+                                                                  "style_distance_drop": 10.0}})
     reference = zoo.load("style_transfer", n_fft=2048, hop_length=512, filters=4096,
                          loss_normalization="sum",
                          init="noise", phase="random", iterations=args.reference_iterations)
     report["reference_config"] = reference.get_config()
-    for label, m in (("ours", model), ("reference_settings", reference)):
-        rows = stylize_pairs(m, ds, pairs, classifier)
+    # the classifier hears 16 kHz: its features need the model at that rate
+    by_classifier = zoo.load("style_transfer", sample_rate=SR, **overrides)
+    settings = {"ours": (model, {}), "reference_settings": (reference, {}),
+                "classifier_features": (by_classifier, {"feature_model": classifier})}
+    for label in rows_wanted:
+        m, options = settings[label]
+        rows = stylize_pairs(m, ds, pairs, classifier, **options)
         report[label] = {"summary": summarise(rows),
                          "rows": [{k: v for k, v in r.items() if k != "history"} for r in rows]}
         print(label, json.dumps(report[label]["summary"]), flush=True)
@@ -160,8 +190,7 @@ def main(argv=None):
         fig.tight_layout()
         fig.savefig(Path(args.out) / "style_transfer_sweep.png", dpi=100)
         plt.close(fig)
-    path = Path(args.out) / "style_transfer_quality.json"
-    path.write_text(json.dumps(report, indent=1, default=float))
+    atomic_write_text(path, json.dumps(report, indent=1, default=float))
     print(f"wrote {path}")
 
 

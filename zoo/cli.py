@@ -348,11 +348,19 @@ def _cmd_stylize(args):
     model = zoo.load(args.model, **overrides) if overrides else zoo.load(args.model)
     model.require(Capability.STYLIZE, "stylize audio")
     feature_model = None
+    if args.feature_model and args.classifier:
+        raise ZooError("stylize: give --feature-model or --classifier, not both")
     if args.feature_model:
         from zoo import registry
 
         feature_model = registry.load_saved(args.feature_model)
         feature_model.require(Capability.FEATURE_MAPS, "provide features for style transfer")
+    elif args.classifier:
+        from zoo.data import load_dataset
+        from zoo.eval.classifier import domain_classifier
+
+        ds = load_dataset(args.classifier, model.sample_rate, model.n_fft, progress=True)
+        feature_model = domain_classifier(ds)  # trained once per dataset, then cached
     style = _load_wave(args.style, model)
     content = None if args.content == "-" else _load_wave(args.content, model)
     start = time.time()
@@ -630,6 +638,9 @@ def build_parser():
     p.add_argument("--filters", type=int, help="random filters per layer (recipe: 4096)")
     p.add_argument("--feature-model", help="a trained run / .keras whose learned feature maps "
                    "replace the random ones (e.g. a vae run)")
+    p.add_argument("--classifier", metavar="DATASET", help="optimise the log-mel statistics "
+                   "the evaluation domain classifier of DATASET's domains (sub-folders) "
+                   "looks at, instead of random features (trained once, then cached)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"])
     p.add_argument("--init", choices=["noise", "content"])
     p.add_argument("--phase", choices=["random", "content"], help="Griffin-Lim's start")

@@ -88,6 +88,42 @@ def test_style_transfers_on_a_tiny_config(timbre):
     assert f0_error_cents(content, result.audio, SR, fmin=80, fmax=900) < 50
 
 
+def test_classifier_features_are_its_log_mel_statistics_and_transfer_style(timbre):
+    """The domain classifier as the feature extractor: its frame maps and statistics
+    equal librosa's log-mel standardised as the classifier does; the result moves
+    towards the true reed rendering (mel distance, independent of the classifier)."""
+    import librosa
+
+    from zoo.eval import mel_distance
+
+    classifier = domain_classifier(timbre)
+    spec = classifier.frame_feature_spec()
+    n = spec["n_mels"]
+    brass = timbre.files("val", domain="brass")[0]
+    content = timbre.waveform(brass)[:2 * SR]
+    model = tiny(iterations=30)
+    ex = model.extractor(classifier)
+    params = ex.params()
+    maps = ex.maps(ex.spectrogram(content[None]), params)
+    mel = librosa.feature.melspectrogram(y=content, sr=SR, n_fft=spec["n_fft"],
+                                         hop_length=spec["hop_length"], n_mels=n,
+                                         pad_mode="reflect")
+    logmel = np.log(mel.T.astype(np.float64) + 1e-6)
+    np.testing.assert_allclose(numpy(maps[0])[0], (logmel - spec["mean"][:n]) / spec["std"][:n],
+                               atol=2e-3)
+    expected = (np.concatenate([logmel.mean(0), logmel.std(0)]) - spec["mean"]) / spec["std"]
+    np.testing.assert_allclose(numpy(ex.statistics(maps, params)[0])[0], expected, atol=2e-3)
+
+    style = timbre.waveform(timbre.files("val", domain="reed")[1])[:2 * SR]
+    true_reed = timbre.waveform(brass.replace("brass", "reed", 1))[:2 * SR]
+    result = model.stylize(content, style, feature_model=classifier)
+    assert result.style_distance[1] < result.style_distance[0] / 10
+    assert mel_distance(true_reed, result.audio, SR) < mel_distance(true_reed, content, SR)
+    assert f0_error_cents(content, result.audio, SR, fmin=80, fmax=900) < 50
+    with pytest.raises(ValueError, match="sample_rate=16000"):
+        zoo.load("style_transfer").stylize(content, style, feature_model=classifier)
+
+
 def test_texture_synthesis_has_the_requested_length(timbre):
     style = timbre.waveform(timbre.files("val", domain="reed")[0])[:SR]
     result = tiny(iterations=5).stylize(None, style, seconds=1.5)
@@ -118,10 +154,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     write_audio(tmp_path / "ok.wav", 0.3 * np.sin(2 * np.pi * 220 * t), SR)
     write_audio(tmp_path / "silent.wav", np.zeros(SR), SR)
     write_audio(tmp_path / "short.wav", 0.3 * np.ones(100), SR)
-    for content, style, word in (("silent.wav", "ok.wav", "silent"),
-                                 ("ok.wav", "short.wav", "samples long")):
+    for content, style, word, extra in (
+            ("silent.wav", "ok.wav", "silent", []),
+            ("ok.wav", "short.wav", "samples long", []),
+            ("ok.wav", "ok.wav", "not both", ["--classifier", "x", "--feature-model", "y"]),
+            ("ok.wav", "ok.wav", str(tmp_path / "none"), ["--classifier", str(tmp_path / "none")])):
         code = main(["stylize", str(tmp_path / content), str(tmp_path / style),
-                     str(tmp_path / "out.wav"), "--iterations", "2", "--filters", "16"])
+                     str(tmp_path / "out.wav"), "--iterations", "2", "--filters", "16", *extra])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and word in err[0], err
     assert not (tmp_path / "out.wav").exists()

@@ -35,7 +35,8 @@ import numpy as np
 
 from zoo.errors import ZooError
 
-__all__ = ["DomainClassifier", "clip_features", "clips_of", "domain_classifier"]
+__all__ = ["FEATURE_HOP", "FEATURE_N_FFT", "DomainClassifier", "clip_features", "clips_of",
+           "domain_classifier"]
 
 #: Bump when features or training change: cached classifiers are then retrained.
 CLASSIFIER_VERSION = 1
@@ -44,7 +45,11 @@ CLASSIFIER_VERSION = 1
 CLIP_SECONDS = 1.0
 
 
-def clip_features(x, sr, n_mels=40, n_fft=1024, hop=256):
+#: STFT of :func:`clip_features` (librosa's melspectrogram: Hann window, centred).
+FEATURE_N_FFT, FEATURE_HOP = 1024, 256
+
+
+def clip_features(x, sr, n_mels=40, n_fft=FEATURE_N_FFT, hop=FEATURE_HOP):
     """Mean and standard deviation over frames of a clip's log-mel spectrogram.
 
     Args:
@@ -129,6 +134,24 @@ class DomainClassifier:
     def features(self, clips):
         """:func:`clip_features` of each clip: ``[clips, 2 * n_mels]``."""
         return np.stack([clip_features(c, self.sample_rate, self.n_mels) for c in clips])
+
+    def frame_feature_spec(self):
+        """What the classifier looks at, for a differentiable transcription
+        (:class:`zoo.models.style_transfer.StyleTransfer` matches these statistics when
+        given this classifier as its ``feature_model``).
+
+        Returns:
+            dict: ``sample_rate``, ``n_fft``, ``hop_length``, ``n_mels`` (Slaney mel of
+            the power STFT, ``l_t = ln(mel_t + 1e-6)``), and ``mean`` / ``std``
+            ``[2 * n_mels]``: the standardisation of :func:`clip_features` (per-band
+            mean over frames of ``l_t``, then their standard deviations) the classifier
+            applies before its hidden layer.
+        """
+        self._check_fitted()
+        return {"sample_rate": self.sample_rate, "n_fft": FEATURE_N_FFT,
+                "hop_length": FEATURE_HOP, "n_mels": self.n_mels,
+                "mean": np.asarray(self.params["mu"], np.float32),
+                "std": np.asarray(self.params["sd"], np.float32)}
 
     def _check_fitted(self):
         if self.params is None:

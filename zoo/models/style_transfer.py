@@ -12,7 +12,8 @@ matrices) match the style clip's:
   11, He-style init ``N(0, sqrt(2) sqrt(2 / ((F + N) w)))``; the reference's 4096
   filters, our default 512), optionally several widths (multi-scale style) and stacked
   layers; generated from ``seed`` with numpy, so identical on every backend and never
-  saved; or a trained zoo model's feature maps (``Capability.FEATURE_MAPS``);
+  saved; or a trained zoo model's feature maps (``Capability.FEATURE_MAPS``); or the
+  evaluation domain classifier's standardised log-mel frames;
 * loss: ``content_weight * content + style_weight * style`` with the content the
   feature error of each branch's last layer and the style the error of the Gram
   matrices ``G_l = F_l^T F_l / frames`` of every layer; as means (default) or as the
@@ -235,8 +236,14 @@ class StyleTransfer(ZooModel):
     def extractor(self, feature_model=None):
         """The feature extractor :meth:`stylize` uses: the random convolutions, or a
         trained zoo model's feature maps (it must support ``Capability.FEATURE_MAPS``;
-        the representation is then that model's log-mel front-end)."""
-        return _RandomFeatures(self) if feature_model is None else _ModelFeatures(feature_model)
+        the representation is then that model's log-mel front-end), or the evaluation
+        domain classifier's standardised log-mel frames (a
+        :class:`zoo.eval.classifier.DomainClassifier`)."""
+        if feature_model is None:
+            return _RandomFeatures(self)
+        if hasattr(feature_model, "frame_feature_spec"):  # zoo.eval's DomainClassifier
+            return _ClassifierFeatures(self, feature_model.frame_feature_spec())
+        return _ModelFeatures(feature_model)
 
     # ----------------------------------------------------------- objective
     def objective(self, extractor):
@@ -247,15 +254,18 @@ class StyleTransfer(ZooModel):
         def objective(x, weights, *tensors):
             n_content = len(tensors) - n_grams - n_params
             content_t = list(tensors[:n_content])
-            grams = tensors[n_content:n_content + n_grams]
-            maps = extractor.maps(x, tensors[n_content + n_grams:])
-            content, style = self.loss_terms(maps, content_t, grams, extractor.content_layers)
+            targets = tensors[n_content:n_content + n_grams]
+            params = tensors[n_content + n_grams:]
+            maps = extractor.maps(x, params)
+            content, style = self.loss_terms(maps, content_t, targets, extractor.content_layers,
+                                             statistics=extractor.statistics(maps, params))
             return weights[0] * content + weights[1] * style, {"content": content, "style": style}
 
         return objective
 
-    def loss_terms(self, maps, content_targets, grams, content_layers):
-        """``(content, style)`` losses of feature ``maps``.
+    def loss_terms(self, maps, content_targets, grams, content_layers, statistics=None):
+        """``(content, style)`` losses of feature ``maps``: the style compares their
+        ``statistics`` (default: Gram matrices normalised by frames) with ``grams``.
 
         ``loss_normalization="mean"`` (default): the content loss is the mean squared
         feature error and the style loss the mean squared error of the frame-normalised
@@ -264,12 +274,13 @@ class StyleTransfer(ZooModel):
         sums, ``sum (F - P)^2`` and ``sum_l sum (G_l - A_l)^2`` (Ulyanov & Lebedev), whose
         balance shifts towards style as filters grow and towards content as clips grow.
         """
-        if self.loss_normalization == "sum":
-            style = style_distance(grams, maps)
-        else:
-            style = 0.0
-            for target, feats in zip(grams, maps):
-                style = style + ops.mean(ops.square(gram_matrix(feats, normalize=True) - target))
+        if statistics is None:
+            statistics = [gram_matrix(f, normalize=True) for f in maps]
+        reduce = ops.sum if self.loss_normalization == "sum" else ops.mean
+        style = 0.0
+        for target, stat in zip(grams, statistics):
+            style = style + reduce(ops.square(stat - target))
+        if self.loss_normalization != "sum":
             style = style / len(maps)
         if not content_targets:
             return ops.zeros(()), style
@@ -307,13 +318,15 @@ class StyleTransfer(ZooModel):
         return x
 
     def style_statistics(self, style, feature_model=None):
-        """Gram matrices (normalised by frames) of the style clip's features, per layer."""
+        """The style clip's feature statistics per map: Gram matrices normalised by frames
+        (the classifier's extractor: its standardised per-band means and spreads)."""
         return self._grams(self.extractor(feature_model), style)
 
     @staticmethod
     def _grams(ex, style):
-        maps = ex.maps(ex.spectrogram(ops.convert_to_tensor(style)[None]), ex.params())
-        return [gram_matrix(f, normalize=True) for f in maps]
+        params = ex.params()
+        return ex.statistics(ex.maps(ex.spectrogram(ops.convert_to_tensor(style)[None]), params),
+                             params)
 
     def stylize(self, content, style, content_weight=None, style_weight=None, iterations=None,
                 optimizer=None, init=None, phase=None, seconds=None, sample_rate=None,
@@ -328,7 +341,9 @@ class StyleTransfer(ZooModel):
             seconds: output duration for texture synthesis (default: the style's).
             sample_rate: rate of ``content`` and ``style`` (default: the model's).
             feature_model: a trained zoo model supporting ``Capability.FEATURE_MAPS``
-                (e.g. a spectrogram VAE) whose feature maps replace the random ones.
+                (e.g. a spectrogram VAE) whose feature maps replace the random ones, or
+                a trained :class:`zoo.eval.classifier.DomainClassifier` (its log-mel
+                frames; the model's ``sample_rate`` must be the classifier's).
             progress: show a progress bar with the content and style losses.
 
         Returns:
@@ -498,7 +513,16 @@ class StyleTransfer(ZooModel):
 
 
 
-class _RandomFeatures:
+class _Extractor:
+    """A feature extractor of :meth:`StyleTransfer.stylize`: a representation
+    (``spectrogram`` / ``magnitude``), feature ``maps`` of it, and the style
+    ``statistics`` of the maps (Gram matrices normalised by frames, unless overridden)."""
+
+    def statistics(self, maps, params):
+        return [gram_matrix(f, normalize=True) for f in maps]
+
+
+class _RandomFeatures(_Extractor):
     """The random convolutions of a :class:`StyleTransfer` on its own representation."""
 
     silence = 0.0  # log(1 + 0)
@@ -525,7 +549,59 @@ class _RandomFeatures:
         return random_features(x, [[next(it) for _ in range(depth)] for _ in self.model.widths])
 
 
-class _ModelFeatures:
+class _ClassifierFeatures(_Extractor):
+    """The evaluation domain classifier's view, differentiable. The map is its
+    standardised Slaney log-mel frames ``z_t = (l_t - mean) / std`` with
+    ``l_t = ln(mel_t + 1e-6)`` of the power STFT, on the representation
+    ``log(1 + |STFT|)`` at the classifier's STFT; the style statistics are exactly the
+    classifier's standardised input (per-band mean and standard deviation of ``l_t``
+    over frames), not a Gram matrix, whose cross-band terms would carry the style's
+    pitches."""
+
+    silence = 0.0  # log(1 + 0)
+
+    def __init__(self, model, spec):
+        import librosa
+
+        if int(spec["sample_rate"]) != model.sample_rate:
+            raise ValueError(f"feature_model: the domain classifier hears {spec['sample_rate']} "
+                             f"Hz audio; load the style transfer with sample_rate="
+                             f"{spec['sample_rate']} (it has {model.sample_rate})")
+        n = int(spec["n_mels"])
+        self.n_fft, self.hop_length = int(spec["n_fft"]), int(spec["hop_length"])
+        self.num_bins = self.n_fft // 2 + 1
+        self.num_maps, self.content_layers = 1, [0]
+        self.key = ("classifier", model.sample_rate, self.n_fft, self.hop_length, n)
+        mel = librosa.filters.mel(sr=model.sample_rate, n_fft=self.n_fft, n_mels=n, htk=False,
+                                  norm="slaney")
+        mean, std = (np.asarray(spec[k], np.float32) for k in ("mean", "std"))
+        self._params = [np.ascontiguousarray(mel.T, np.float32), mean[:n], std[:n], mean[n:],
+                        std[n:]]
+
+    def spectrogram(self, waveform):
+        return ops.log1p(stft_magnitude(ops.convert_to_tensor(waveform, "float32"), self.n_fft,
+                                        self.hop_length))
+
+    def magnitude(self, spectrogram):
+        return ops.maximum(ops.expm1(ops.convert_to_tensor(spectrogram, "float32")), 0.0)
+
+    def params(self):
+        return [ops.convert_to_tensor(p) for p in self._params]
+
+    def maps(self, x, params):
+        mel, mean, std = params[:3]
+        power = ops.square(self.magnitude(x))
+        return [(ops.log(ops.matmul(power, mel) + 1e-6) - mean) / std]
+
+    def statistics(self, maps, params):
+        """The classifier's standardised input ``[B, 2 n_mels]`` (one entry per map)."""
+        z = maps[0]
+        _, scale, spread_mean, spread_std = params[1:]
+        spread = ops.sqrt(ops.var(z, axis=1) + 1e-8) * scale  # std over frames of l_t
+        return [ops.concatenate([ops.mean(z, axis=1), (spread - spread_mean) / spread_std], -1)]
+
+
+class _ModelFeatures(_Extractor):
     """A trained model's feature maps on its own normalised log-mel front-end."""
 
     silence = -1.0  # the normalisation floor
