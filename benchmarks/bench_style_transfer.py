@@ -7,8 +7,8 @@ Usage::
         [--iterations 10] [--runs 3]
 
 On ``--seconds`` of 22.05 kHz audio (a brass melody as content, a reed melody as style,
-``zoo.data.render_timbre``) with the recipe's settings (n_fft 2048, one random layer of
-4096 filters of width 11) it measures, after a warm-up:
+``zoo.data.render_timbre``) with the recipe's settings (n_fft 1024, hop 256, one random layer
+of width 11; 4096 filters by default, the reference's) it measures, after a warm-up:
 
 * one evaluation of loss + gradient: ours (``zoo.engine.compile_value_and_grad``:
   ``jax.jit`` / ``tf.function``; torch runs its autograd eagerly) beside the identical
@@ -17,7 +17,10 @@ On ``--seconds`` of 22.05 kHz audio (a brass melody as content, a reed melody as
   eager autograd, so a ratio near 1 by construction);
 * L-BFGS iterations per second (scipy, ``--iterations`` of them, averaged; an iteration
   may evaluate more than once) beside eager evaluations per second, and the seconds
-  for 300 iterations extrapolated from both (in the records' settings).
+  for 300 iterations extrapolated from both (in the records' settings);
+* the roofline: the matrix-product FLOPs of one evaluation (closed form) and the rate
+  of the dominant convolution alone, compiled, in the same run, so the most
+  evaluations per second any compiled form could reach here, beside the eager loop.
 
 Records go to ``benchmarks/results/style_transfer_<backend>.json``.
 """
@@ -81,6 +84,36 @@ def eager_value_and_grad(fn):
     return lambda x, *constants: inner(x, *constants)[:2]
 
 
+def objective_flops(frames, bins, filters, widths):
+    """Multiply-adds x 2 of one loss + gradient evaluation, counting only the matrix
+    products: per branch the convolution, its input gradient (the kernels are fixed,
+    so no weight gradient), the Gram matrix and its gradient (one product)."""
+    return sum(4.0 * frames * bins * w * filters + 4.0 * frames * filters ** 2 for w in widths)
+
+
+def conv_rate(frames, bins, filters, width, runs):
+    """FLOP/s of the dominant operation alone: one compiled 'same' convolution of the
+    objective's shape, fp32, on this backend (its practical peak here)."""
+    import keras
+    from keras import ops
+
+    rng = np.random.default_rng(0)
+    x = ops.convert_to_tensor(rng.standard_normal((1, frames, bins)).astype("float32"))
+    k = ops.convert_to_tensor(rng.standard_normal((width, bins, filters)).astype("float32"))
+    conv = lambda a, b: ops.conv(a, b, padding="same")  # noqa: E731
+    if keras.backend.backend() == "jax":
+        import jax
+
+        conv = jax.jit(conv)
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        conv = tf.function(conv)
+    run_once = lambda: ops.convert_to_numpy(conv(x, k))  # noqa: E731
+    run_once()
+    return 2.0 * frames * bins * width * filters / median_time(run_once, runs)
+
+
 def run(seconds=10.0, filters=4096, iterations=10, runs=3):
     import keras
     from keras import ops
@@ -120,7 +153,23 @@ def run(seconds=10.0, filters=4096, iterations=10, runs=3):
                   "torch": "eager torch autograd (same as ours)"}[BACKEND]
     settings["seconds_300_iterations_ours"] = 300 * per_iteration
     settings["seconds_300_iterations_eager"] = 300 * t_eager
+    # the roofline: could any compiled form reach 3x the eager loop on this machine?
+    flops = objective_flops(int(spec.shape[1]), int(spec.shape[2]), filters, model.widths)
+    peak = conv_rate(int(spec.shape[1]), int(spec.shape[2]), filters, max(model.widths), runs)
+    roof = {**settings, "gflop_per_evaluation": flops / 1e9, "conv_gflops": peak / 1e9,
+            "gflops_ours": flops / t_ours / 1e9, "gflops_eager": flops / t_eager / 1e9,
+            "evaluations_per_s_needed_for_3x": 3.0 / t_eager}
+    print(f"roofline: {flops / 1e9:.1f} GFLOP per evaluation; the convolution alone runs at "
+          f"{peak / 1e9:.0f} GFLOP/s here -> at most {peak / flops:.1f} evaluations/s; "
+          f"ours {1 / t_ours:.1f} ({flops / t_ours / 1e9:.0f} GFLOP/s), eager "
+          f"{1 / t_eager:.1f} ({flops / t_eager / 1e9:.0f} GFLOP/s); 3x eager needs "
+          f"{3 / t_eager:.1f}", flush=True)
     return [
+        record("style transfer: evaluations/s ceiling at the convolution's own rate",
+               peak / flops, "1/s", settings=roof, reference=1.0 / t_eager,
+               reference_name=eager_name,
+               note="ceiling = conv GFLOP/s / GFLOP per evaluation (matrix products only); "
+                    "3x the eager loop is reachable only if this ratio >= 3"),
         record("style transfer: loss + gradient evaluations", 1.0 / t_ours, "1/s",
                settings=settings, reference=1.0 / t_eager, reference_name=eager_name,
                note="same objective and inputs; ratio = speed-up"),
