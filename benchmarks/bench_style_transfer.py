@@ -91,15 +91,15 @@ def objective_flops(frames, bins, filters, widths):
     return sum(4.0 * frames * bins * w * filters + 4.0 * frames * filters ** 2 for w in widths)
 
 
-def conv_rate(frames, bins, filters, width, runs):
+def conv_rate(frames, bins, filters, width, runs, dtype="float32"):
     """FLOP/s of the dominant operation alone: one compiled 'same' convolution of the
-    objective's shape, fp32, on this backend (its practical peak here)."""
+    objective's shape on this backend (its practical peak here), in ``dtype``."""
     import keras
     from keras import ops
 
     rng = np.random.default_rng(0)
-    x = ops.convert_to_tensor(rng.standard_normal((1, frames, bins)).astype("float32"))
-    k = ops.convert_to_tensor(rng.standard_normal((width, bins, filters)).astype("float32"))
+    x = ops.cast(rng.standard_normal((1, frames, bins)).astype("float32"), dtype)
+    k = ops.cast(rng.standard_normal((width, bins, filters)).astype("float32"), dtype)
     conv = lambda a, b: ops.conv(a, b, padding="same")  # noqa: E731
     if keras.backend.backend() == "jax":
         import jax
@@ -156,14 +156,18 @@ def run(seconds=10.0, filters=4096, iterations=10, runs=3):
     # the roofline: could any compiled form reach 3x the eager loop on this machine?
     flops = objective_flops(int(spec.shape[1]), int(spec.shape[2]), filters, model.widths)
     peak = conv_rate(int(spec.shape[1]), int(spec.shape[2]), filters, max(model.widths), runs)
+    bf16 = conv_rate(int(spec.shape[1]), int(spec.shape[2]), filters, max(model.widths), runs,
+                     "bfloat16")
     roof = {**settings, "gflop_per_evaluation": flops / 1e9, "conv_gflops": peak / 1e9,
+            "conv_gflops_bfloat16": bf16 / 1e9,
             "gflops_ours": flops / t_ours / 1e9, "gflops_eager": flops / t_eager / 1e9,
             "evaluations_per_s_needed_for_3x": 3.0 / t_eager}
     print(f"roofline: {flops / 1e9:.1f} GFLOP per evaluation; the convolution alone runs at "
           f"{peak / 1e9:.0f} GFLOP/s here -> at most {peak / flops:.1f} evaluations/s; "
           f"ours {1 / t_ours:.1f} ({flops / t_ours / 1e9:.0f} GFLOP/s), eager "
           f"{1 / t_eager:.1f} ({flops / t_eager / 1e9:.0f} GFLOP/s); 3x eager needs "
-          f"{3 / t_eager:.1f}", flush=True)
+          f"{3 / t_eager:.1f}; in bfloat16 the convolution runs at {bf16 / 1e9:.0f} GFLOP/s",
+          flush=True)
     return [
         record("style transfer: evaluations/s ceiling at the convolution's own rate",
                peak / flops, "1/s", settings=roof, reference=1.0 / t_eager,
