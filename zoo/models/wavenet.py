@@ -6,7 +6,8 @@ Network: the codes shifted right by one (a start token first) are embedded, then
 ``num_layers`` gated residual layers: a causal dilated convolution (kernel 2, dilation
 ``2 ** (i % dilation_cycle)``, ``layers.CausalConv1D``) -> ``tanh(a) * sigmoid(b)`` ->
 1x1 convolutions to the residual stream and to a skip sum; the skip sum -> ReLU -> 1x1
--> ReLU -> 1x1 gives ``K`` logits. The logits at step ``t`` see codes ``< t`` only.
+-> ReLU -> 1x1 gives ``K`` logits (the 1x1 convolutions run as the matrix products
+they are). The logits at step ``t`` see codes ``< t`` only.
 
 Sampling keeps each causal convolution's last inputs as state
 (``CausalConv1D.stream``), so a new code costs one step through each layer instead of
@@ -26,6 +27,19 @@ from zoo.models.vqvae import WaveformVQVAE
 def _gate(x):
     a, b = ops.split(x, 2, axis=-1)
     return ops.tanh(a) * ops.sigmoid(b)
+
+
+def _pointwise(layer, x):
+    """A built width-1 ``Conv1D`` (or any other layer, called) applied as the matrix
+    product it is: the same weights and result, without a convolution call's setup,
+    which dominates one-code sampling steps on torch's CPU kernels (about 0.1 ms each)."""
+    if not (isinstance(layer, kl.Conv1D) and layer.kernel_size == (1,) and layer.groups == 1
+            and layer.strides == (1,) and layer.dilation_rate == (1,)):
+        return layer(x)
+    y = ops.matmul(x, layer.kernel[0])
+    if layer.use_bias:
+        y = y + layer.bias
+    return layer.activation(y) if layer.activation is not None else y
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -64,6 +78,8 @@ class WaveNetPrior(CodePrior):
         self.skip = [kl.Conv1D(f, 1, name=f"skip_{i}") for i in range(self.num_layers)]
         self.head = keras.Sequential([kl.ReLU(), kl.Conv1D(f, 1), kl.ReLU(),
                                       kl.Conv1D(self.num_codes, 1)], name="head")
+        for layer in self.residual + self.skip + [self.head]:  # applied as products
+            layer.build((None, None, f))
 
     @property
     def receptive_field(self):
@@ -78,9 +94,11 @@ class WaveNetPrior(CodePrior):
         for i in range(self.num_layers):
             g = _gate(convolve(i, h))
             if i < len(self.residual):
-                h = h + self.residual[i](g)
-            skips = skips + self.skip[i](g)
-        return self.head(skips)
+                h = h + _pointwise(self.residual[i], g)
+            skips = skips + _pointwise(self.skip[i], g)
+        for layer in self.head.layers:
+            skips = _pointwise(layer, skips)
+        return skips
 
     def logits(self, codes, labels=None):
         """Codes ``[B, T]`` -> logits ``[B, T, K]``; step ``t`` sees codes ``< t`` only
