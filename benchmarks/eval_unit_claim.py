@@ -4,7 +4,7 @@ Usage::
 
     KERAS_BACKEND=jax python benchmarks/eval_unit_claim.py [--steps 3000] [--every 250] \
         [--seeds 0 1 2] [--models unit unit_avb] [--set model_config.channels=64] \
-        [--out benchmarks/results/unit_claim.json]
+        [--out benchmarks/results/unit_claim.json] [--merge]
 
 Trains each model from its recipe (``recipes/unit.toml``, ``recipes/unit_avb.toml``: the
 same networks, data, batch, optimiser and budget; only the KL terms, the encoders'
@@ -184,6 +184,8 @@ def main(argv=None):
     results = Path(__file__).parent / "results"
     ap.add_argument("--out", default=str(results / "unit_claim.json"))
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG of --out's JSON")
+    ap.add_argument("--merge", action="store_true",
+                    help="add these seeds' runs to --out's (same steps, every and overrides)")
     args = ap.parse_args(argv)
     if args.replot:
         plot(json.loads(Path(args.out).read_text())["runs"], Path(args.out).with_suffix(".png"))
@@ -199,6 +201,15 @@ def main(argv=None):
     payload = {"backend": keras.backend.backend(), "steps": args.steps, "every": args.every,
                "seeds": args.seeds, "overrides": overrides, "melodies": melodies,
                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "runs": {}}
+    if args.merge and out.is_file():
+        old = json.loads(out.read_text())
+        for key in ("backend", "steps", "every", "overrides", "melodies"):
+            if old.get(key) != payload[key]:
+                ap.error(f"--merge: {out} was measured with {key}={old.get(key)!r}, "
+                         f"not {payload[key]!r}")
+        payload["runs"] = old["runs"]
+        payload["seeds"] = sorted({int(k) for runs in old["runs"].values() for k in runs}
+                                  | set(args.seeds))
     for name in args.models:
         for seed in args.seeds:
             curve = train_and_track(name, seed, args.steps, args.every, overrides, melodies,
