@@ -71,15 +71,23 @@ def random_kernels(num_bins, filters, widths, depth, seed):
     return kernels
 
 
+def statistics_distance(targets, statistics, normalization="sum"):
+    """The style loss between feature ``statistics`` and their ``targets`` (one per
+    map): ``sum_l sum (S_l - T_l)^2`` (``"sum"``, the reference's), or the mean squared
+    error averaged over maps (``"mean"``)."""
+    reduce = ops.sum if normalization == "sum" else ops.mean
+    total = 0.0
+    for target, stat in zip(targets, statistics):
+        total = total + reduce(ops.square(stat - target))
+    return total if normalization == "sum" else total / len(statistics)
+
+
 def style_distance(grams, features):
     """``sum_l sum (G_l - A_l)^2`` with ``G_l`` the Gram matrix of ``features[l]`` divided
     by its frames and ``A_l = grams[l]`` (Ulyanov & Lebedev's style loss; with equal
     frame counts this is :func:`layers.style_loss` with ``normalization="positions"``
     summed over layers)."""
-    total = 0.0
-    for target, feats in zip(grams, features):
-        total = total + ops.sum(ops.square(gram_matrix(feats, normalize=True) - target))
-    return total
+    return statistics_distance(grams, [gram_matrix(f, normalize=True) for f in features])
 
 
 def random_features(spectrogram, kernels):
@@ -276,12 +284,7 @@ class StyleTransfer(ZooModel):
         """
         if statistics is None:
             statistics = [gram_matrix(f, normalize=True) for f in maps]
-        reduce = ops.sum if self.loss_normalization == "sum" else ops.mean
-        style = 0.0
-        for target, stat in zip(grams, statistics):
-            style = style + reduce(ops.square(stat - target))
-        if self.loss_normalization != "sum":
-            style = style / len(maps)
+        style = statistics_distance(grams, statistics, self.loss_normalization)
         if not content_targets:
             return ops.zeros(()), style
         chosen = [maps[i] for i in content_layers]
