@@ -26,7 +26,8 @@ content-weight sweep
 (classifier share and f0 error per weight: a table and a PNG) so users can pick a
 weight. Writes
 ``style_transfer_quality.json``, ``style_transfer_sweep.png`` and
-``style_transfer_losses.png``.
+``style_transfer_losses.png`` (with ``--font F``, real sampled trumpet -> clarinet
+renders of the same melodies instead, and a ``_F`` suffix on each file).
 """
 import argparse
 import json
@@ -110,6 +111,10 @@ def main(argv=None):
     parser.add_argument("--rows", default=",".join(ROWS),
                         help=f"settings to measure, of {','.join(ROWS)} (the others are kept "
                         "from an existing report)")
+    parser.add_argument("--font", help="real sampled instruments instead of builtin:timbre: "
+                        "the same melodies rendered as trumpet (brass/) and clarinet (reed/) "
+                        "by this soundfont (benchmarks/_soundfont.py: musescore, timgm6mb, "
+                        "fluidr3, csound); outputs get a _<font> suffix")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     rows_wanted = [r for r in args.rows.split(",") if r]
@@ -127,7 +132,14 @@ def main(argv=None):
     from zoo.eval.classifier import domain_classifier
     from zoo.files import atomic_write_text
 
-    ds = load_dataset("builtin:timbre", SR, SR, progress=False)
+    tag = f"_{args.font}" if args.font else ""
+    if args.font:  # real sampled instruments, same melody in both folders
+        from benchmarks._soundfont import render_pair
+
+        source = str(render_pair(args.font, "trumpet", "clarinet", sample_rate=SR))
+    else:
+        source = "builtin:timbre"
+    ds = load_dataset(source, SR, SR, progress=False)
     classifier = domain_classifier(ds)
     brass, reeds = ds.files("val", domain="brass"), ds.files("val", domain="reed")
     n = min(args.pairs, len(brass))
@@ -135,7 +147,7 @@ def main(argv=None):
     overrides = {k: v for k, v in (("filters", args.filters),
                                    ("iterations", args.iterations)) if v}
     model = zoo.load("style_transfer", **overrides)
-    path = Path(args.out) / "style_transfer_quality.json"
+    path = Path(args.out) / f"style_transfer_quality{tag}.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
     report.update({"backend": keras.backend.backend(), "config": model.get_config(),
                    "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
@@ -165,7 +177,7 @@ def main(argv=None):
             ax.set_title(f"{pairs[0][0]} with the style of {pairs[0][1]}")
             ax.legend()
             fig.tight_layout()
-            fig.savefig(Path(args.out) / "style_transfer_losses.png", dpi=100)
+            fig.savefig(Path(args.out) / f"style_transfer_losses{tag}.png", dpi=100)
             plt.close(fig)
     weights = [float(w) for w in args.sweep.split(",") if w.strip()]
     if weights:
@@ -188,7 +200,7 @@ def main(argv=None):
         ax2.set_ylabel("median f0 error (cents)", color="C1")
         ax1.set_title("style transfer: content weight trade-off")
         fig.tight_layout()
-        fig.savefig(Path(args.out) / "style_transfer_sweep.png", dpi=100)
+        fig.savefig(Path(args.out) / f"style_transfer_sweep{tag}.png", dpi=100)
         plt.close(fig)
     atomic_write_text(path, json.dumps(report, indent=1, default=float))
     print(f"wrote {path}")
