@@ -31,6 +31,7 @@ renders of the same melodies instead, and a ``_F`` suffix on each file).
 """
 import argparse
 import json
+import tomllib
 import os
 import sys
 import time
@@ -115,6 +116,10 @@ def main(argv=None):
                         "the same melodies rendered as trumpet (brass/) and clarinet (reed/) "
                         "by this soundfont (benchmarks/_soundfont.py: musescore, timgm6mb, "
                         "fluidr3, csound); outputs get a _<font> suffix")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="a model setting for our rows and the sweep (TOML value), e.g. "
+                        "representation='\"log_mel\"'")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     rows_wanted = [r for r in args.rows.split(",") if r]
@@ -132,7 +137,7 @@ def main(argv=None):
     from zoo.eval.classifier import domain_classifier
     from zoo.files import atomic_write_text
 
-    tag = f"_{args.font}" if args.font else ""
+    tag = (f"_{args.font}" if args.font else "") + (f"_{args.tag}" if args.tag else "")
     if args.font:  # real sampled instruments, same melody in both folders
         from benchmarks._soundfont import render_pair
 
@@ -144,8 +149,12 @@ def main(argv=None):
     brass, reeds = ds.files("val", domain="brass"), ds.files("val", domain="reed")
     n = min(args.pairs, len(brass))
     pairs = [(brass[i], reeds[(i + 1) % len(reeds)]) for i in range(n)]
-    overrides = {k: v for k, v in (("filters", args.filters),
-                                   ("iterations", args.iterations)) if v}
+    settings_set = {}
+    for item in args.set or []:  # TOML values: --set representation='"log_mel"'
+        key, _, value = item.partition("=")
+        settings_set[key] = tomllib.loads(f"v = {value}")["v"]
+    overrides = {**settings_set, **{k: v for k, v in (("filters", args.filters),
+                                                       ("iterations", args.iterations)) if v}}
     model = zoo.load("style_transfer", **overrides)
     path = Path(args.out) / f"style_transfer_quality{tag}.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
@@ -181,8 +190,9 @@ def main(argv=None):
             plt.close(fig)
     weights = [float(w) for w in args.sweep.split(",") if w.strip()]
     if weights:
-        sweep_model = zoo.load("style_transfer", filters=args.sweep_filters,
-                               iterations=args.sweep_iterations)
+        sweep_model = zoo.load("style_transfer", **{**settings_set,
+                                                    "filters": args.sweep_filters,
+                                                    "iterations": args.sweep_iterations})
         sweep = []
         for w in weights:
             summary = summarise(stylize_pairs(sweep_model, ds, pairs, classifier,
