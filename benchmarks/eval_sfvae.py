@@ -76,14 +76,20 @@ def edit_target(values, factor, rng):
     raise RuntimeError("no target found")
 
 
+def median_f0(wave):
+    """``(median f0 over voiced frames or NaN, share of voiced frames)`` by pyin."""
+    from zoo.dsp import f0_contour
+
+    f0, voiced = f0_contour(wave, SR, fmin=60, fmax=600, frame_length=1024, hop_length=256)
+    return (float(np.median(f0[voiced])) if voiced.sum() >= 3 else float("nan"),
+            float(voiced.mean()))
+
+
 def measure(wave):
     """``{f0, F1, F2, F3}`` of a waveform: pyin median f0, Praat Burg median formants."""
     import parselmouth
 
-    from zoo.dsp import f0_contour
-
-    f0, voiced = f0_contour(wave, SR, fmin=60, fmax=600, frame_length=1024, hop_length=256)
-    out = {"f0": float(np.median(f0[voiced])) if voiced.sum() >= 3 else float("nan")}
+    out = {"f0": median_f0(wave)[0]}
     sound = parselmouth.Sound(np.asarray(wave, np.float64), sampling_frequency=SR)
     formant = sound.to_formant_burg(time_step=0.01, max_number_of_formants=3,
                                     maximum_formant=5500.0)
@@ -95,14 +101,18 @@ def measure(wave):
     return out
 
 
-def world_f0(wave, target):
+def world_resynthesis(wave, new_f0):
+    """WORLD analysis, ``new_f0(f0)`` applied to the f0 track, resynthesis (the
+    signal-processing baseline)."""
     from zoo.dsp.world import world_analysis, world_synthesis
 
     f0, sp, ap = world_analysis(wave.astype(np.float64), SR)
-    voiced = f0 > 0
-    f0 = f0.copy()
-    f0[voiced] = target
-    return world_synthesis(f0, sp, ap, SR)[:len(wave)].astype("float32")
+    return world_synthesis(new_f0(f0.copy()), sp, ap, SR)[:len(wave)].astype("float32")
+
+
+def world_f0(wave, target):
+    """WORLD with every voiced frame's f0 set to ``target``."""
+    return world_resynthesis(wave, lambda f0: np.where(f0 > 0, target, f0))
 
 
 def psola_f0(wave, target):

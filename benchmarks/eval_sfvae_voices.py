@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from benchmarks._common import BACKEND, run_device  # noqa: E402
+from benchmarks.eval_sfvae import SR, median_f0, world_resynthesis  # noqa: E402
 
-SR = 16000
 TEXT = "The quick brown fox jumps over the lazy dog. Where were you a year ago?"
 VOICES = ("en", "en+m3", "de", "en+f2", "en+f4", "fr+f3")
 
@@ -42,21 +42,9 @@ def speak(voice, path):
     return (wave / np.abs(wave).max() * 0.9).astype("float32")
 
 
-def median_f0(wave):
-    """``(median f0 over voiced frames or NaN, share of voiced frames)`` by pyin."""
-    from zoo.dsp import f0_contour
-
-    f0, voiced = f0_contour(wave, SR, fmin=60, fmax=600, frame_length=1024, hop_length=256)
-    return (float(np.median(f0[voiced])) if voiced.sum() >= 3 else float("nan"),
-            float(voiced.mean()))
-
-
 def world_shift(wave, semitones):
-    from zoo.dsp.world import world_analysis, world_synthesis
-
-    f0, sp, ap = world_analysis(wave.astype(np.float64), SR)
-    out = world_synthesis(f0 * 2.0 ** (semitones / 12.0), sp, ap, SR)
-    return out[:len(wave)].astype("float32")
+    """WORLD with the f0 track scaled by ``semitones``."""
+    return world_resynthesis(wave, lambda f0: f0 * 2.0 ** (semitones / 12.0))
 
 
 def main(argv=None):

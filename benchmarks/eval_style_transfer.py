@@ -162,16 +162,19 @@ def main(argv=None):
                    "pairs": [list(p) for p in pairs], "targets": {"reed_share": 0.8,
                                                                   "f0_cents": 50.0,
                                                                   "style_distance_drop": 10.0}})
-    reference = zoo.load("style_transfer", n_fft=2048, hop_length=512, filters=4096,
-                         loss_normalization="sum",
-                         init="noise", phase="random", iterations=args.reference_iterations)
-    report["reference_config"] = reference.get_config()
-    # the classifier hears 16 kHz: its features need the model at that rate
-    by_classifier = zoo.load("style_transfer", sample_rate=SR, **overrides)
-    settings = {"ours": (model, {}), "reference_settings": (reference, {}),
-                "classifier_features": (by_classifier, {"feature_model": classifier})}
+    settings = {  # built only when measured
+        "ours": lambda: (model, {}),
+        "reference_settings": lambda: (zoo.load(
+            "style_transfer", n_fft=2048, hop_length=512, filters=4096,
+            loss_normalization="sum", init="noise", phase="random",
+            iterations=args.reference_iterations), {}),
+        # the classifier hears 16 kHz: its features need the model at that rate
+        "classifier_features": lambda: (zoo.load("style_transfer", sample_rate=SR, **overrides),
+                                        {"feature_model": classifier})}
     for label in rows_wanted:
-        m, options = settings[label]
+        m, options = settings[label]()
+        report[{"ours": "config", "reference_settings": "reference_config"}.get(
+            label, f"{label}_config")] = m.get_config()
         rows = stylize_pairs(m, ds, pairs, classifier, **options)
         report[label] = {"summary": summarise(rows),
                          "rows": [{k: v for k, v in r.items() if k != "history"} for r in rows]}

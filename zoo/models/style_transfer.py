@@ -323,13 +323,14 @@ class StyleTransfer(ZooModel):
     def style_statistics(self, style, feature_model=None):
         """The style clip's feature statistics per map: Gram matrices normalised by frames
         (the classifier's extractor: its standardised per-band means and spreads)."""
-        return self._grams(self.extractor(feature_model), style)
+        ex = self.extractor(feature_model)
+        return self._grams(ex, ex.spectrogram(ops.convert_to_tensor(style)[None]))
 
     @staticmethod
-    def _grams(ex, style):
+    def _grams(ex, spectrogram):
+        """Style statistics of a representation ``[1, frames, bins]``."""
         params = ex.params()
-        return ex.statistics(ex.maps(ex.spectrogram(ops.convert_to_tensor(style)[None]), params),
-                             params)
+        return ex.statistics(ex.maps(spectrogram, params), params)
 
     def stylize(self, content, style, content_weight=None, style_weight=None, iterations=None,
                 optimizer=None, init=None, phase=None, seconds=None, sample_rate=None,
@@ -374,8 +375,9 @@ class StyleTransfer(ZooModel):
         else:
             content = self._prepare(content, sample_rate, "content", ex.n_fft)
             length = content.size
-        style_spec = np.asarray(ops.convert_to_numpy(ex.spectrogram(style[None])))[0]
-        grams = [np.asarray(ops.convert_to_numpy(g)) for g in self._grams(ex, style)]
+        style_rep = ex.spectrogram(ops.convert_to_tensor(style)[None])  # one STFT of the style
+        style_spec = np.asarray(ops.convert_to_numpy(style_rep))[0]
+        grams = [np.asarray(ops.convert_to_numpy(g)) for g in self._grams(ex, style_rep)]
         frames = 1 + length // ex.hop_length
         content_spec = (None if texture else
                         np.asarray(ops.convert_to_numpy(ex.spectrogram(content[None])))[0])
