@@ -53,7 +53,8 @@ def parse_sets(items):
 
 
 def train_and_track(name, seed, steps, every, overrides, melodies, ds, classifier, log):
-    """Train ``name`` with ``seed``; evaluate every ``every`` steps. Returns the curve."""
+    """Train ``name`` with ``seed``; evaluate every ``every`` steps. Returns the curve and
+    the trained model."""
     import keras
 
     from zoo import registry
@@ -80,7 +81,7 @@ def train_and_track(name, seed, steps, every, overrides, melodies, ds, classifie
             f"{point['mel_distance_converted']:.3f} (unconverted "
             f"{point['mel_distance_unconverted']:.3f}), f0 {point['f0_cents_median']:.1f} "
             f"cents, {seconds:.0f} s training")
-    return curve
+    return curve, model
 
 
 def steps_to_share(curve, share=TARGET_SHARE):
@@ -212,7 +213,7 @@ def main(argv=None):
                                   | set(args.seeds))
     for name in args.models:
         for seed in args.seeds:
-            curve = train_and_track(name, seed, args.steps, args.every, overrides, melodies,
+            curve, _ = train_and_track(name, seed, args.steps, args.every, overrides, melodies,
                                     ds, classifier, lambda s: print(s, flush=True))
             payload["runs"].setdefault(name, {})[str(seed)] = curve
             payload["summary"] = aggregate(payload["runs"])

@@ -59,6 +59,33 @@ def test_shared_blocks_are_the_same_variables_in_both_branches(name):
     assert all(not np.allclose(a, b) for a, b in zip(out_before, outputs(z)))
 
 
+@pytest.mark.parametrize("name", ["unit", "unit_avb"])
+def test_mirrored_init_starts_translation_as_reconstruction(name):
+    """With ``mirrored_init`` domain B's private encoder and generator start as copies of
+    A's (their own variables): A -> B conversion then equals A -> A reconstruction, the
+    private tie is zero, and moving B's copy leaves A's alone and costs its squared
+    distance. Without it the two conversions differ."""
+    model = tiny(name, mirrored_init=True)
+    x = features(model)
+    for nets in (model.encoders, model.generators):
+        a, b = (n.trainable_variables for n in nets)
+        assert all(np.array_equal(numpy(u), numpy(v)) for u, v in zip(a, b))
+        assert not {id(v) for v in a} & {id(v) for v in b}
+    z = model.encode_domain(x, 0)
+    np.testing.assert_allclose(numpy(model.translate_chunks(x, source=0, target=1)),
+                               numpy(model.translate_chunks(x, source=0, target=0)), atol=1e-6)
+    assert float(numpy(model.private_tie())) == 0.0
+    moved = model.generators[1].trainable_variables[0]
+    moved.assign(numpy(moved) + 0.1)
+    assert not np.allclose(numpy(model.generate(z, 1)), numpy(model.generate(z, 0)))
+    # the tie is the squared distance between the copies: 0.1^2 per moved element
+    np.testing.assert_allclose(float(numpy(model.private_tie())),
+                               0.01 * np.prod(moved.shape), rtol=1e-4)
+    plain = tiny(name)
+    assert not np.allclose(numpy(plain.translate_chunks(x, source=0, target=1)),
+                           numpy(plain.translate_chunks(x, source=0, target=0)))
+
+
 def test_objectives_own_their_networks():
     model = tiny("unit_avb")
     model.compile_from_recipe(registry.load_recipe("unit_avb", tiny=True)["train"])
@@ -190,6 +217,8 @@ def test_bad_arguments_are_one_line():
         tiny("unit", chunk_frames=12)
     with pytest.raises(ZooError, match="model_config: noise_dim"):
         tiny("unit_avb", noise_dim=0)
+    with pytest.raises(ZooError, match="model_config: private_tie_weight must be >= 0"):
+        tiny("unit", private_tie_weight=-1.0)
     named = tiny("unit", domains=["brass", "reed"])
     assert named.conversion_pair("reed") == (1, 0) and named.conversion_pair(target="B") == (0, 1)
     travelgan = registry.build(registry.load_recipe("travelgan", tiny=True))

@@ -25,6 +25,15 @@ Losses, with ``x_1``, ``x_2`` the two domains' features, ``z_1 ~ q_1(z|x_1)``,
 * cycle consistency: ``lambda3 KL(q_1(z|x_1)) + lambda3 KL(q_2(z|x_1^{1->2}))
   - lambda4 log p_{G_1}(x_1 | z_2 ~ q_2(z|x_1^{1->2}))``, and symmetrically.
 
+**Pitch.** Nothing in these losses ties a brass note's pitch to the same reed pitch:
+with mel bands as channels the private first and last layers may map any band pattern
+to any code, and the GAN, VAE and cycle terms are as happy with a conversion that plays
+another melody in the same rhythm (measured by ``benchmarks/eval_unit_pitch.py``: the
+converted f0 contour of a trained ``unit`` is uncorrelated or anti-correlated with its
+source's). ``mirrored_init`` starts domain B's private encoder and generator as copies
+of A's, so that training begins from a conversion that is A's reconstruction (same
+pitch) and has only the timbre to learn.
+
 ``log p_G(x|z)`` is a Laplace likelihood: the mean absolute error. The KL of
 ``N(mu, I)`` from ``N(0, I)`` is ``mu^2 / 2`` per latent element; both the KL and the
 L1 terms are means over elements (so the seed's weights keep their balance at any
@@ -70,6 +79,8 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
             lambda0..lambda4 (seed 000: 10, 0.1, 100, 0.1, 100).
         chunk_frames: frames per conversion chunk (a multiple of ``2 ** num_downsamples``).
         max_chunks: chunks per network call when converting (bounds memory).
+        mirrored_init: start B's private encoder and generator as copies of A's (own
+            variables, equal values).
         domains: names of domains A and B (``convert``'s ``source`` / ``target``).
         seed: seed of the posterior sampling.
 
@@ -90,8 +101,8 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
                  private_blocks=1, shared_blocks=1, discriminator_channels=64,
                  discriminator_layers=3, discriminator_scales=2, gan_weight=10.0,
                  kl_weight=0.1, reconstruction_weight=100.0, cycle_kl_weight=0.1,
-                 cycle_weight=100.0, chunk_frames=64, max_chunks=64, domains=("A", "B"),
-                 seed=None, **kwargs):
+                 cycle_weight=100.0, chunk_frames=64, max_chunks=64, mirrored_init=False,
+                 private_tie_weight=0.0, domains=("A", "B"), seed=None, **kwargs):
         super().__init__(**kwargs)
         check_positive(channels=channels, latent_dim=latent_dim, shared_blocks=shared_blocks,
                        discriminator_channels=discriminator_channels,
@@ -118,6 +129,10 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
             raise ValueError(f"chunk_frames must be a positive multiple of "
                              f"{2 * self.time_compression}, got {chunk_frames}")
         self.chunk_frames, self.max_chunks = int(chunk_frames), int(max_chunks)
+        self.mirrored_init = bool(mirrored_init)
+        self.private_tie_weight = float(private_tie_weight)
+        if self.private_tie_weight < 0:
+            raise ValueError(f"private_tie_weight must be >= 0, got {private_tie_weight}")
         self.domains, self.seed = domains, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.encoders = [self._build_private_encoder(d) for d in ("a", "b")]
@@ -194,6 +209,9 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
             self.generators[d](self.shared_generator(mu))
             self.discriminators[d](x[..., : self.frontend.n_mels])
         self.build_extra(x[..., : self.frontend.n_mels], mu)
+        if self.mirrored_init:  # domain B's private networks start as copies of A's
+            for nets in (self.encoders, self.generators):
+                nets[1].set_weights(nets[0].get_weights())
         self.built = True
 
     def build_extra(self, features, z):
@@ -263,7 +281,8 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
                       metrics=("real_score", "fake_score"), role="discriminator"),
             Objective("generator", [*self.encoders, self.shared_encoder, self.shared_generator,
                                     *self.generators], self.generator_loss,
-                      metrics=("gan", "kl", "reconstruction", "cycle")),
+                      metrics=("gan", "kl", "reconstruction", "cycle")
+                      + (("private_tie",) if self.private_tie_weight else ())),
         ]
 
     def _cross(self, data, training):
@@ -312,7 +331,18 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
             cycle = cycle + ops.mean(ops.abs(x_cycle - x[d]))
         loss = (self.gan_weight * gan + weighted_kl + self.reconstruction_weight * reconstruction
                 + self.cycle_weight * cycle)
-        return loss, {"gan": gan, "kl": kl, "reconstruction": reconstruction, "cycle": cycle}
+        logs = {"gan": gan, "kl": kl, "reconstruction": reconstruction, "cycle": cycle}
+        if self.private_tie_weight:
+            tie = self.private_tie()
+            loss = loss + self.private_tie_weight * tie
+            logs["private_tie"] = tie
+        return loss, logs
+
+    def private_tie(self):
+        """Squared distance between A's and B's private variables, summed over all of
+        them (``private_tie_weight`` keeps the two domains' band-to-code maps close)."""
+        return sum(ops.sum(ops.square(a - b)) for nets in (self.encoders, self.generators)
+                   for a, b in zip(nets[0].trainable_variables, nets[1].trainable_variables))
 
     def call(self, waveform, training=False):
         """Waveforms -> converted waveforms (the in-graph :meth:`translate`)."""
@@ -330,4 +360,5 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
                 "reconstruction_weight": self.reconstruction_weight,
                 "cycle_kl_weight": self.cycle_kl_weight, "cycle_weight": self.cycle_weight,
                 "chunk_frames": self.chunk_frames, "max_chunks": self.max_chunks,
-                "domains": list(self.domains), "seed": self.seed}
+                "mirrored_init": self.mirrored_init,
+                "private_tie_weight": self.private_tie_weight, "domains": list(self.domains), "seed": self.seed}
