@@ -32,7 +32,11 @@ another melody in the same rhythm (measured by ``benchmarks/eval_unit_pitch.py``
 converted f0 contour of a trained ``unit`` is uncorrelated or anti-correlated with its
 source's). ``mirrored_init`` starts domain B's private encoder and generator as copies
 of A's, so that training begins from a conversion that is A's reconstruction (same
-pitch) and has only the timbre to learn.
+pitch) and has only the timbre to learn; ``private_tie_weight`` adds
+``private_tie_weight * sum ||w_A - w_B||^2`` over the private variables to the generator
+loss, so that B's side stays near A's (alone, the mirrored start drifted away from the
+identity in 1 of 3 seeds). Both are off by default (the seed's networks and losses); the
+recipes turn them on.
 
 ``log p_G(x|z)`` is a Laplace likelihood: the mean absolute error. The KL of
 ``N(mu, I)`` from ``N(0, I)`` is ``mu^2 / 2`` per latent element; both the KL and the
@@ -81,6 +85,8 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
         max_chunks: chunks per network call when converting (bounds memory).
         mirrored_init: start B's private encoder and generator as copies of A's (own
             variables, equal values).
+        private_tie_weight: weight of the squared distance between A's and B's private
+            variables in the generator loss (:meth:`private_tie`; 0: none).
         domains: names of domains A and B (``convert``'s ``source`` / ``target``).
         seed: seed of the posterior sampling.
 
@@ -310,7 +316,8 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
         """GAN + VAE + cycle-consistency terms of both domains (module docstring).
 
         Logged unweighted: ``gan``, ``kl`` (posterior and cycle-posterior KLs),
-        ``reconstruction`` and ``cycle`` (mean absolute errors), summed over domains."""
+        ``reconstruction`` and ``cycle`` (mean absolute errors), summed over domains, and
+        ``private_tie`` when ``private_tie_weight`` is set."""
         x, posts, crossed = self._cross(data, training)
         gan = kl = weighted_kl = reconstruction = cycle = 0.0
         for d in (0, 1):
@@ -361,4 +368,5 @@ class UNIT(SpectrogramTranslation, AdversarialModel):
                 "cycle_kl_weight": self.cycle_kl_weight, "cycle_weight": self.cycle_weight,
                 "chunk_frames": self.chunk_frames, "max_chunks": self.max_chunks,
                 "mirrored_init": self.mirrored_init,
-                "private_tie_weight": self.private_tie_weight, "domains": list(self.domains), "seed": self.seed}
+                "private_tie_weight": self.private_tie_weight,
+                "domains": list(self.domains), "seed": self.seed}
