@@ -33,13 +33,17 @@ from benchmarks.eval_unit_claim import parse_sets, train_and_track, write_json  
 F0_KW = {"fmin": 80.0, "fmax": 900.0, "frame_length": 2048, "hop_length": 512}
 
 
-def pitch_mapping(source, converted, sr):
-    """Frame-by-frame comparison of two f0 contours (module docstring), or None when no
-    frame is voiced in both."""
+def contour(wave, sr):
+    """``(f0, voiced)`` of a waveform by pyin with :data:`F0_KW` (computed once per wave)."""
     from zoo.eval import f0_contour
 
-    f_s, v_s = f0_contour(source, sr, **F0_KW)
-    f_c, v_c = f0_contour(converted, sr, **F0_KW)
+    return f0_contour(wave, sr, **F0_KW)
+
+
+def pitch_mapping(source, converted):
+    """Frame-by-frame comparison of two ``(f0, voiced)`` contours (module docstring), or
+    None when fewer than 2 frames are voiced in both."""
+    (f_s, v_s), (f_c, v_c) = source, converted
     n = min(len(f_s), len(f_c))
     both = v_s[:n] & v_c[:n]
     if both.sum() < 2:
@@ -52,15 +56,15 @@ def pitch_mapping(source, converted, sr):
             "voiced_frames": int(both.sum())}
 
 
-def plot(examples, sr, path):
-    """Per melody: source, conversion and true reed log spectrograms; the f0 contours."""
+def plot(examples, contours, sr, path):
+    """Per melody: source, conversion and true reed log spectrograms; their f0 contours
+    (``contours[name][label]``, as :func:`contour` gives them)."""
     import librosa
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.eval import f0_contour
 
     fig, axes = plt.subplots(len(examples), 4, figsize=(16, 2.8 * len(examples)), squeeze=False)
     for row, (name, waves) in zip(axes, examples.items()):
@@ -72,7 +76,7 @@ def plot(examples, sr, path):
                       extent=(0, len(wave) / sr, 0, bins * sr / 2048))
             ax.set(title=f"{name}: {label}", xlabel="s", ylabel="Hz")
         for label, style in (("source", "k-"), ("converted", "r-"), ("true reed", "b:")):
-            f0, _ = f0_contour(waves[label], sr, **F0_KW)
+            f0 = contours[name][label][0]
             row[3].plot(np.arange(len(f0)) * F0_KW["hop_length"] / sr, f0, style, label=label)
         row[3].set(title=f"{name}: pyin f0", xlabel="s", ylabel="Hz", yscale="log")
         row[3].legend(fontsize=7)
@@ -101,17 +105,20 @@ def main(argv=None):
     curve, model = train_and_track(args.model, args.seed, args.steps, args.steps,
                                    parse_sets(args.set), melodies, ds, domain_classifier(ds),
                                    lambda s: print(s, flush=True))
-    sr, rows, examples = ds.sample_rate, [], {}
+    sr, rows, examples, contours = ds.sample_rate, [], {}, {}
     for rel in melodies:
         src = ds.waveform(rel)
         ref = ds.waveform(rel.replace(SOURCE, TARGET, 1))
         n = min(len(src), len(ref))
         src, ref = src[:n], ref[:n]
         out = np.asarray(model.convert(src), np.float32)[:n]
-        rows.append({"file": rel, "converted": pitch_mapping(src, out, sr),
-                     "true_reed": pitch_mapping(src, ref, sr)})
+        waves = {"source": src, "converted": out, "true reed": ref}
+        curves = {label: contour(w, sr) for label, w in waves.items()}
+        rows.append({"file": rel,
+                     "converted": pitch_mapping(curves["source"], curves["converted"]),
+                     "true_reed": pitch_mapping(curves["source"], curves["true reed"])})
         if len(examples) < args.plot:
-            examples[Path(rel).stem] = {"source": src, "converted": out, "true reed": ref}
+            examples[Path(rel).stem], contours[Path(rel).stem] = waves, curves
         c, t = rows[-1]["converted"], rows[-1]["true_reed"]
         print(f"{rel}: converted offset {c['offset_cents']:+.0f} cents, spread "
               f"{c['spread_cents']:.0f}, {100 * c['within_50_cents']:.0f} % within 50 cents, "
@@ -135,7 +142,7 @@ def main(argv=None):
     write_json(out, payload)
     png = out.with_suffix(".png")
     tmp = png.with_name(png.stem + ".tmp.png")
-    plot(examples, sr, tmp)
+    plot(examples, contours, sr, tmp)
     tmp.replace(png)
     print("median over melodies:", payload["median_over_melodies"])
     print("wrote", out, "and", png)
