@@ -65,7 +65,6 @@ def plot(examples, contours, sr, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     fig, axes = plt.subplots(len(examples), 4, figsize=(16, 2.8 * len(examples)), squeeze=False)
     for row, (name, waves) in zip(axes, examples.items()):
         for ax, (label, wave) in zip(row, waves.items()):
