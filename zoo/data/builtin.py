@@ -45,8 +45,12 @@ loaded through exactly the same folder path as user data
     240 vowel-sequence utterances (about 1-3.7 s), each by its own random speaker
     (f0 median 90-280 Hz with intonation, vocal-tract length, tilt, breathiness, rate),
     and 240 sustained vowels (:func:`render_vowel`, f0 80-320 Hz, random F1-F3, tilt and
-    breath noise), so f0 and formants vary independently and continuously. Only the
-    utterances are listed in ``labels.csv`` (their voices); nothing is needed for training.
+    breath noise), so f0 and formants vary independently and continuously. One in
+    :data:`SPEECH_WHISPER_EVERY` utterances and sustained vowels is whispered (noise
+    excitation only), as real speech has unvoiced frames: the VAE then learns to decode
+    noise-excited spectra, which whispering (removing the f0 subspace) relies on. Only
+    the utterances are listed in ``labels.csv`` (their voices, ``whisper`` 0 or 1);
+    nothing is needed for training.
 """
 
 import csv
@@ -62,7 +66,7 @@ from zoo.files import atomic_folder, atomic_write_bytes
 from zoo.errors import ZooError
 
 #: Bump when the synthesis changes: cached datasets are then regenerated.
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3
 
 #: Rate the built-in datasets are rendered at.
 BUILTIN_SAMPLE_RATE = 16000
@@ -88,6 +92,9 @@ VOWEL_RANDOM = 100
 
 #: Sustained vowels of random voices in ``builtin:speech`` (beside its utterances).
 SPEECH_VOWELS = 240
+
+#: Every this many utterances and sustained vowels of ``builtin:speech``, one is whispered.
+SPEECH_WHISPER_EVERY = 5
 
 
 def midi_to_hz(midi):
@@ -367,12 +374,13 @@ def formant_bandwidth(freq):
 
 
 def render_vowel(f0, formants, duration=VOWEL_DURATION, sample_rate=BUILTIN_SAMPLE_RATE,
-                 *, rolloff_db=-9.0, noise_db=-40.0, seed=0):
+                 *, rolloff_db=-9.0, noise_db=-40.0, voiced=True, seed=0):
     """Source-filter vowel synthesis (soundgen-like).
 
     Source: harmonics of a constant ``f0`` up to 0.45 ``sample_rate``, their
     amplitudes rolling off ``rolloff_db`` per octave, plus aspiration noise
-    ``noise_db`` below them. Filter: a cascade of 2-pole resonators at the
+    ``noise_db`` below them; a whispered vowel (``voiced=False``) has only the
+    noise, at the harmonics' power (``f0`` then only seeds the noise). Filter: a cascade of 2-pole resonators at the
     ``formants`` with bandwidth :func:`formant_bandwidth`, unit gain at DC.
     Radiation: a first difference (+6 dB/octave). 30 ms fades at both ends.
 
@@ -402,7 +410,8 @@ def render_vowel(f0, formants, duration=VOWEL_DURATION, sample_rate=BUILTIN_SAMP
     i = cycles.astype(np.int64)
     src = table[i] + (table[i + 1] - table[i]) * (cycles - i)
     rng = np.random.default_rng([int(seed), int(f0 * 100)] + [int(f) for f in formants])
-    src = src + np.sqrt(np.mean(src ** 2)) * 10 ** (noise_db / 20) * rng.standard_normal(n)
+    noise = np.sqrt(np.mean(src ** 2)) * rng.standard_normal(n)
+    src = src + 10 ** (noise_db / 20) * noise if voiced else noise
     y = src.astype(np.float64)
     for freq in formants:
         r = np.exp(-np.pi * formant_bandwidth(freq) / sr)
@@ -462,9 +471,10 @@ def _generate_voices(folder, seed):
 def _generate_speech(folder, seed):
     from zoo.data.voices import SAMPLE_RATE, render_utterance, speech_table
 
-    rows = speech_table(seed)
+    rows = speech_table(seed, SPEECH_WHISPER_EVERY)
     for row in rows:
-        speaker = {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate")}
+        speaker = {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate",
+                                       "whisper")}
         y = render_utterance(row["utterance"], row["file"], SAMPLE_RATE, seed=seed,
                              speaker=speaker)
         write_audio(folder / row["file"], y, SAMPLE_RATE)
@@ -477,7 +487,9 @@ def _generate_speech(folder, seed):
         f3 = rng.uniform(max(1900, f2 + 300), 3400)
         y = render_vowel(f0, [f1, f2, f3], float(rng.uniform(0.8, 1.6)), BUILTIN_SAMPLE_RATE,
                          rolloff_db=float(rng.uniform(-14, -6)),
-                         noise_db=float(rng.uniform(-45, -25)), seed=int(seed) * 7919 + j)
+                         noise_db=float(rng.uniform(-45, -25)),
+                         voiced=j % SPEECH_WHISPER_EVERY != SPEECH_WHISPER_EVERY - 1,
+                         seed=int(seed) * 7919 + j)
         write_audio(folder / f"vowel_{j:03d}.wav", y, BUILTIN_SAMPLE_RATE)
 
 

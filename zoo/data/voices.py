@@ -119,7 +119,8 @@ def random_speaker(rng):
 
 def render_utterance(number, speaker_name, sample_rate=SAMPLE_RATE, seed=0, speaker=None):
     """Render utterance ``number`` in the voice of ``speaker_name`` (one of
-    :data:`SPEAKERS`, or any name with ``speaker``, a dict of the same keys); float32,
+    :data:`SPEAKERS`, or any name with ``speaker``, a dict of the same keys; a true
+    ``"whisper"`` key replaces the harmonic source by noise of the same power); float32,
     peak 0.9."""
     from scipy import signal
 
@@ -140,8 +141,9 @@ def render_utterance(number, speaker_name, sample_rate=SAMPLE_RATE, seed=0, spea
     i = phase.astype(np.int64)
     src = table[i] + (table[i + 1] - table[i]) * (phase - i)
     rng = np.random.default_rng([int(seed), 0x627265, int(number), ord(speaker_name[0])])
-    noise = rng.standard_normal(n) * np.sqrt(np.mean(src ** 2)) * 10 ** (speaker["breath"] / 20)
-    x = (src + noise) * gain
+    noise = rng.standard_normal(n) * np.sqrt(np.mean(src ** 2))
+    x = (noise if speaker.get("whisper") else src + noise * 10 ** (speaker["breath"] / 20))
+    x = x * gain
     # time-varying resonator cascade, coefficients per 5 ms block, state carried
     starts = np.arange(0, n, BLOCK)
     freq = formants[np.minimum(starts + BLOCK // 2, n - 1)]          # [blocks, 4]
@@ -177,13 +179,15 @@ def voices_table(seed=0):
 NUM_SPEECH = 240
 
 
-def speech_table(seed=0):
-    """Rows of ``builtin:speech``'s ``labels.csv``: ``file, utterance`` and the speaker's
-    settings (:func:`random_speaker`)."""
+def speech_table(seed=0, whisper_every=5):
+    """Rows of ``builtin:speech``'s ``labels.csv``: ``file, utterance``, the speaker's
+    settings (:func:`random_speaker`) and ``whisper`` (1 for one utterance in
+    ``whisper_every``, rendered without voicing)."""
     rng = np.random.default_rng([int(seed), 0x737065])
     rows = []
     for k in range(NUM_SPEECH):
         speaker = random_speaker(rng)
         rows.append({"file": f"speech_{k:03d}.wav", "utterance": int(rng.integers(10 ** 6)),
-                     **{key: round(v, 3) for key, v in speaker.items()}})
+                     **{key: round(v, 3) for key, v in speaker.items()},
+                     "whisper": int(k % whisper_every == whisper_every - 1)})
     return rows
