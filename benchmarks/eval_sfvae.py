@@ -28,7 +28,9 @@ arithmetic`` (Hsu et al. 2017: ``z - mu_src + mu_trgt``, the means of the labell
 frames nearest the source and target values), ``WORLD`` (pyworld analysis, f0 scaled,
 resynthesis; f0 edits only) and ``TD-PSOLA`` (Praat's manipulation with a flat pitch
 tier at the target, overlap-add resynthesis; f0 edits only). ``VAE resynthesis`` (no
-edit) and ``input`` show the measurement floor.
+edit) and ``input`` show the measurement floor. Whispering (``model.edit(whisper=True)``)
+is scored by :func:`zoo.dsp.voicing` (pyin's voiced probability: about 0.01 on noise,
+above 0.3 on voice), the share of vowels it leaves unvoiced, and its formant changes.
 
 Records go to ``benchmarks/results/sfvae_quality.json`` and a table to
 ``benchmarks/results/sfvae_quality.md``.
@@ -154,6 +156,26 @@ class LatentArithmetic:
         return np.asarray(ops.convert_to_numpy(out))[0]
 
 
+def whisper_summary(whispers, unvoiced_below=0.05):
+    """Medians of the voicing (:func:`zoo.dsp.voicing`) of inputs, resyntheses and
+    whispers, the share of whispers pyin finds unvoiced, and the formant changes."""
+    get = {k: np.array([w[k] for w in whispers]) for k in ("input", "resynthesis", "whisper")}
+    return {**{f"voicing_{k}": float(np.median(v)) for k, v in get.items()},
+            "unvoiced_share": float(np.mean(get["whisper"] < unvoiced_below)),
+            "unvoiced_below": unvoiced_below,
+            "formant_changes": {f: float(np.nanmedian([w["formant_changes"][f]
+                                                       for w in whispers]))
+                                for f in FACTORS[1:]}}
+
+
+def whisper_line(summary):
+    return (f"Whisper: {summary['unvoiced_share']:.0%} of the edits unvoiced (pyin voicing "
+            f"< {summary['unvoiced_below']:g}); median voicing {summary['voicing_whisper']:.2f} "
+            f"(input {summary['voicing_input']:.2f}, resynthesis "
+            f"{summary['voicing_resynthesis']:.2f}); median formant change "
+            + ", ".join(f"{f} {v:.1f} %" for f, v in summary["formant_changes"].items()))
+
+
 def ensure_run(run, steps):
     from zoo.files import RUN_FINAL
     from zoo.training.trainer import train
@@ -179,6 +201,7 @@ def main(argv=None):
 
     from zoo import registry
     from zoo.data import render_vowel
+    from zoo.dsp import voicing
     from zoo.files import atomic_write_text
     from zoo.models.sfvae import labelled_examples
 
@@ -191,6 +214,7 @@ def main(argv=None):
     rng = np.random.default_rng(99)
     rows = []  # (method, factor, accuracy %, disentanglement %)
     floor = {"input": [], "VAE resynthesis": []}
+    whispers = []  # per vowel: voicing of input / resynthesis / whisper, formant changes
     for k, values in enumerate(speakers(args.speakers)):
         wave = render_vowel(values["f0"], [values["F1"], values["F2"], values["F3"]], 1.0,
                             seed=5000 + k)
@@ -198,6 +222,12 @@ def main(argv=None):
         resynth = measure(model.edit(wave))
         for name, m in (("input", measured), ("VAE resynthesis", resynth)):
             floor[name].append({f: abs(m[f] - values[f]) / values[f] * 100 for f in FACTORS})
+        whispered = model.edit(wave, whisper=True)
+        m = measure(whispered)
+        whispers.append({"input": voicing(wave, SR), "resynthesis": voicing(model.edit(wave), SR),
+                         "whisper": voicing(whispered, SR),
+                         "formant_changes": {f: abs(m[f] - measured[f]) / measured[f] * 100
+                                             for f in FACTORS[1:]}})
         for factor in FACTORS:
             target = edit_target(values, factor, rng)
             outputs = {"ours": model.edit(wave, **{factor: target}),
@@ -249,13 +279,15 @@ def main(argv=None):
         table[name] = {f: float(np.nanmean([e[f] for e in errs])) for f in FACTORS}
         lines.append(f"| {name} (error vs the true values) | "
                      + " | ".join(f"{table[name][f]:.1f} | -" for f in FACTORS) + " |")
+    table["whisper"] = whisper_summary(whispers)
+    lines += ["", whisper_line(table["whisper"])]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"backend": BACKEND, "device": run_device(), "run": str(args.run),
               "speakers": args.speakers, "model": model.get_config(), "table": table,
-              "rows": rows}
+              "rows": rows, "whispers": whispers}
     stem = "sfvae_quality" + (f"_variance_{args.variance:g}" if args.variance else "")
     record["subspace_dims"] = {f: int(model.factor_subspace(f)[0].shape[1])
                                for f in model.fitted_factors()}
@@ -274,14 +306,15 @@ def ship(model, name, record):
     ship_weights(
         model, "sfvae", name, recipe=recipe, steps=recipe["train"].get("steps"),
         dataset=("builtin:speech (240 utterances by random synthetic voices and 240 "
-                 "sustained vowels, 16 kHz; 10 % held out); subspaces fitted on "
-                 "builtin:vowels' labelled sweeps"),
+                 "sustained vowels, one in five of each whispered, 16 kHz; 10 % held "
+                 "out); subspaces fitted on builtin:vowels' labelled sweeps"),
         dataset_licence="generated by this package (zoo.data.voices, zoo.data.builtin)",
         figures=record["table"],
         figures_meaning=("benchmarks/eval_sfvae.py on held-out synthetic vowels: per method "
                          "and factor, 'accuracy' = mean |f_hat - f_target| / f_target (%) on "
                          "the edited factor, 'disentanglement' = mean relative change (%) of "
-                         "the factors not edited"),
+                         "the factors not edited; 'whisper': pyin voicing of whispered "
+                         "edits (zoo.dsp.voicing) and their formant changes"),
         evaluation="benchmarks/eval_sfvae.py")
 
 

@@ -23,6 +23,7 @@ from zoo.data.builtin import (
     room_reverb,
     vowel_table,
 )
+from zoo.dsp import voicing
 from zoo.errors import ZooError
 
 SR = BUILTIN_SAMPLE_RATE
@@ -303,14 +304,6 @@ def test_render_vowel_spectrum():
         assert min(abs(p - formant) for p in peaks) <= 100
 
 
-def _voicing(y):
-    """pyin's voiced probability exceeded by a tenth of the frames within 30 dB of the
-    loudest (its median is low on gliding speech: 0.1-0.4 here)."""
-    _, _, prob = librosa.pyin(y, fmin=60, fmax=500, sr=SR, frame_length=1024, hop_length=256)
-    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0][:len(prob)]
-    return float(np.quantile(prob[20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max()) - 30], 0.9))
-
-
 def test_whispered_speech_has_no_pitch_but_keeps_its_formants():
     """builtin:speech's whispered vowels and utterances (noise excitation only): pyin
     finds no pitch where the voiced rendering of the same settings has one, and LPC
@@ -321,7 +314,7 @@ def test_whispered_speech_has_no_pitch_but_keeps_its_formants():
     formants = [600.0, 1700.0, 2600.0]
     voiced = render_vowel(150.0, formants, duration=1.5)
     whispered = render_vowel(150.0, formants, duration=1.5, voiced=False)
-    assert _voicing(voiced) > 0.5 and _voicing(whispered) < 0.05
+    assert voicing(voiced, SR) > 0.5 and voicing(whispered, SR) < 0.05
     found = _lpc_formants(whispered)
     for f in formants[:2]:
         assert np.min(np.abs(found - f)) / f < 0.1, (f, found)
@@ -332,7 +325,7 @@ def test_whispered_speech_has_no_pitch_but_keeps_its_formants():
     said = render_utterance(row["utterance"], "x", speaker=speaker)
     whispered = render_utterance(row["utterance"], "x", speaker={**speaker, "whisper": 1})
     assert said.shape == whispered.shape
-    assert _voicing(said) > 0.3 and _voicing(whispered) < 0.05
+    assert voicing(said, SR) > 0.3 and voicing(whispered, SR) < 0.05
 
 
 def test_vowel_generation_is_seeded(tmp_path, cache):

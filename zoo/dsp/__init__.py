@@ -7,6 +7,6 @@ compute them; neither imports the other.
 from zoo.dsp.alignment import dtw_path
 from zoo.dsp.cepstrum import mcep_alpha, mel_cepstra
 from zoo.dsp.formants import formants_lpc
-from zoo.dsp.pitch import f0_contour
+from zoo.dsp.pitch import f0_contour, voicing
 
-__all__ = ["dtw_path", "f0_contour", "formants_lpc", "mcep_alpha", "mel_cepstra"]
+__all__ = ["dtw_path", "f0_contour", "formants_lpc", "mcep_alpha", "mel_cepstra", "voicing"]
