@@ -654,8 +654,9 @@ def build_parser():
     p.add_argument("--labelled", default="builtin:vowels", help="builtin:vowels, or a folder "
                    "of audio with labels.csv (file, f0, F1, F2, F3[, sweep])")
     p.add_argument("--factors", nargs="+", help="factors to fit (default: all)")
-    p.add_argument("--variance", type=float, help="share of each factor's variance its "
-                   "subspace keeps (recipe: 0.8)")
+    p.add_argument("--variance", type=float, nargs="+", help="share of each factor's "
+                   "variance its subspace keeps: one for all, or one per factor (recipe: "
+                   "0.99 0.8 0.8 0.8)")
     p.add_argument("--out", help="where to save (default: the run's model.keras)")
     p.set_defaults(func=_cmd_sfvae_fit)
 

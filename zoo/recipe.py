@@ -180,7 +180,22 @@ def constructor_arguments(cls):
     return out
 
 
-def _value_type(default):
+def _annotation(cls, name):
+    """The annotation of constructor argument ``name`` on the first class of ``cls``'s MRO
+    that declares it, or ``inspect.Parameter.empty``."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            param = inspect.signature(klass.__init__).parameters.get(name)
+            if param is not None:
+                return param.annotation
+    return inspect.Parameter.empty
+
+
+def _value_type(default, annotation=inspect.Parameter.empty):
+    """The pydantic type of a constructor argument: its annotation where it has one (an
+    argument taking one value or a list, for instance), else the type of its default."""
+    if annotation is not inspect.Parameter.empty:
+        return annotation
     if isinstance(default, bool):
         return pydantic.StrictBool
     if isinstance(default, int):
@@ -199,7 +214,7 @@ def _check_model_config(origin, cls, values):
     for key in values:
         if key not in args:
             raise _unknown(origin, "model_config.", key, args)
-    fields = {k: (_value_type(args[k]), ...) for k in values}
+    fields = {k: (_value_type(args[k], _annotation(cls, k)), ...) for k in values}
     schema = pydantic.create_model(f"{cls.__name__}Config", **fields)
     try:
         parsed = schema(**values)

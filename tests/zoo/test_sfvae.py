@@ -212,3 +212,69 @@ def test_shipped_weights_move_pitch_and_whisper():
     for shift, moved in moves.items():
         assert np.median(moved) * np.sign(shift) >= 0.5 * abs(shift), (shift, moved)
     assert min(voiced) > 0.25 and sorted(whispered)[-2] < 0.1, (voiced, whispered)
+
+
+def test_variance_retained_per_factor(trained):
+    """One share per factor chooses each factor's dims by its own share (the recipe keeps
+    0.99 for f0, 0.8 for the formants); bad shares are refused, naming the argument."""
+    model = trained[0]
+    sweeps = {"f0": [(render_vowel(f0, [500, 1500, 2500], 0.5, seed=k), f0)
+                     for k, f0 in enumerate(range(100, 301, 25))],
+              "F1": [(render_vowel(150, [f1, 1500, 2500], 0.5, seed=k), f1)
+                     for k, f1 in enumerate(range(300, 901, 75))]}
+    mixed = model.fit_subspaces(sweeps, factors=["f0", "F1"],
+                                variance_retained=[0.99, 0.5, 0.8, 0.8])["factors"]
+    high = model.fit_subspaces(sweeps, factors=["f0", "F1"], variance_retained=0.99)["factors"]
+    assert mixed["f0"] == high["f0"] and mixed["f0"]["explained"] >= 0.99
+    assert 0.5 <= mixed["F1"]["explained"] < high["F1"]["explained"]
+    assert mixed["F1"]["dims"] < high["F1"]["dims"]
+    with pytest.raises(ZooError, match="variance_retained .* one per factor"):
+        model.fit_subspaces(sweeps, factors=["f0"], variance_retained=[0.9, 0.8])
+    with pytest.raises(ValueError, match="variance_retained"):
+        SourceFilterVAE(hidden=(8,), latent_dim=4, variance_retained=1.5)
+    config = SourceFilterVAE(hidden=(8,), latent_dim=4,
+                             variance_retained=[0.99, 0.8, 0.8, 0.8]).get_config()
+    assert config["variance_retained"] == [0.99, 0.8, 0.8, 0.8]
+    assert SourceFilterVAE.from_config(config).variance_retained == (0.99, 0.8, 0.8, 0.8)
+
+
+def test_cli_fits_subspaces_and_edits(trained, tmp_path, capsys):
+    """``zoo sfvae-fit`` on a run with a labels.csv folder and per-factor shares (subspaces
+    saved in the run's model and reported in subspaces.json); ``zoo edit sfvae ...
+    --whisper`` with the shipped weights writes an unvoiced file of the input's length and
+    its PNG; a bad share is a one-line error."""
+    import json
+
+    import soundfile as sf
+
+    from zoo.cli import main
+    from zoo.data import write_audio
+    from zoo.dsp import voicing
+    from zoo.registry import load_saved
+
+    run = trained[1].run_dir
+    labelled = tmp_path / "labelled"
+    rows = ["file,f0,F1,sweep"]
+    for k, f0 in enumerate(range(100, 301, 50)):
+        write_audio(labelled / f"f0_{k}.wav", render_vowel(f0, [500, 1500, 2500], 0.4), SR)
+        rows.append(f"f0_{k}.wav,{f0},500,f0")
+    for k, f1 in enumerate(range(300, 901, 150)):
+        write_audio(labelled / f"f1_{k}.wav", render_vowel(150, [f1, 1500, 2500], 0.4), SR)
+        rows.append(f"f1_{k}.wav,150,{f1},F1")
+    (labelled / "labels.csv").write_text("\n".join(rows) + "\n")
+    fit = ["sfvae-fit", str(run), "--labelled", str(labelled), "--factors", "f0", "F1"]
+    assert main(fit + ["--variance", "0.99", "0.5", "0.8", "0.8"]) == 0
+    report = json.loads((run / "subspaces.json").read_text())
+    assert report["factors"]["f0"]["explained"] >= 0.99
+    assert load_saved(run).fitted_factors()[:2] == ["f0", "F1"]
+    capsys.readouterr()
+    assert main(fit + ["--variance", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "variance_retained" in err
+
+    source, edited = tmp_path / "in.wav", tmp_path / "out.wav"
+    write_audio(source, render_vowel(180, [600, 1700, 2600], 1.0), SR)
+    assert main(["edit", "sfvae", str(source), str(edited), "--whisper"]) == 0
+    out, sr = sf.read(str(edited), dtype="float32")
+    assert sr == SR and len(out) == SR and edited.with_suffix(".png").is_file()
+    assert voicing(out, SR) < 0.1
