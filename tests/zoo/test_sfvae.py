@@ -186,9 +186,8 @@ def test_shipped_weights_move_pitch_and_whisper():
     probability near its floor of 0.01, :func:`zoo.dsp.voicing` < 0.1) where the
     resynthesis is voiced (> 0.25), on at least 5 of the 6. Measured on all three
     backends: resyntheses 0.32-0.95, whispers 0.010-0.056."""
-    from zoo.dsp import voicing
-
     import zoo
+    from zoo.dsp import voicing
 
     model = zoo.load("sfvae", weights="speech")
     assert model.fitted_factors() == ["f0", "F1", "F2", "F3"]

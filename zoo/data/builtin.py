@@ -380,8 +380,9 @@ def render_vowel(f0, formants, duration=VOWEL_DURATION, sample_rate=BUILTIN_SAMP
     Source: harmonics of a constant ``f0`` up to 0.45 ``sample_rate``, their
     amplitudes rolling off ``rolloff_db`` per octave, plus aspiration noise
     ``noise_db`` below them; a whispered vowel (``voiced=False``) has only the
-    noise, at the harmonics' power (``f0`` then only seeds the noise). Filter: a cascade of 2-pole resonators at the
-    ``formants`` with bandwidth :func:`formant_bandwidth`, unit gain at DC.
+    noise, at the harmonics' power (``f0`` then only seeds the noise). Filter: a
+    cascade of 2-pole resonators at the ``formants`` with bandwidth
+    :func:`formant_bandwidth`, unit gain at DC.
     Radiation: a first difference (+6 dB/octave). 30 ms fades at both ends.
 
     Args:
