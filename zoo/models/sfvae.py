@@ -134,8 +134,7 @@ class SourceFilterVAE(ZooModel):
     def __init__(self, sample_rate=16000, n_fft=1024, hop_length=256, hidden=(256, 64),
                  latent_dim=16, beta=1.0, griffin_lim_iters=64, factors=FACTORS,
                  variance_retained: float | list[float] = 0.8, subspace_dims=(), segments=20,
-                 labelled="",
-                 seed=None, **kwargs):
+                 labelled="", seed=None, **kwargs):
         super().__init__(**kwargs)
         check_positive(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
                        latent_dim=latent_dim, griffin_lim_iters=griffin_lim_iters,
