@@ -1,4 +1,5 @@
-"""TraVeLGAN on real sampled instruments: trained on one soundfont, judged on another.
+"""TraVeLGAN (or UNIT) on real sampled instruments: trained on one soundfont, judged on
+another.
 
 Renders the ``builtin:timbre`` melodies with two General-MIDI instruments (trumpet ->
 clarinet by default) through fluidsynth (``benchmarks/_soundfont.py``), as a
@@ -18,11 +19,14 @@ the shipped default (:data:`OVERRIDES`), then measures the three bars of
 
 The same figures are reported on held-out melodies of the training soundfont.
 ``--ship NAME`` writes ``saved_models/travelgan_NAME/`` (model.keras + metadata.json).
+``--model unit`` (or ``unit_avb``) trains that recipe as it is instead, on the same
+renders, and judges it the same way (results in ``<model>_real_audio.json``).
 
 Usage::
 
     KERAS_BACKEND=tensorflow python benchmarks/eval_travelgan_real.py --steps 14000 \\
         [--train-fonts musescore] [--eval-font timgm6mb] [--run RUN] [--ship instruments]
+    KERAS_BACKEND=jax python benchmarks/eval_travelgan_real.py --model unit --steps 3000
 """
 import argparse
 import json
@@ -97,6 +101,9 @@ def judge(model, font, args, split):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="travelgan",
+                        choices=["travelgan", "unit", "unit_avb"],
+                        help="travelgan with the shipped model's settings, or a UNIT recipe")
     parser.add_argument("--train-fonts", default="musescore",
                         help="soundfonts trained on, joined by + (musescore+fluidr3)")
     parser.add_argument("--eval-font", default="timgm6mb")
@@ -111,8 +118,11 @@ def main():
     parser.add_argument("--run", help="evaluate this trained run folder instead of training")
     parser.add_argument("--out", help="run folder for training (default runs/...)")
     parser.add_argument("--ship", metavar="NAME", help="write saved_models/travelgan_NAME/")
-    parser.add_argument("--json", default=str(RESULTS / "travelgan_real_audio.json"))
+    parser.add_argument("--json", help="results (default results/<model>_real_audio.json)")
     args = parser.parse_args()
+    args.json = args.json or str(RESULTS / f"{args.model}_real_audio.json")
+    if args.ship and args.model != "travelgan":
+        parser.error("--ship writes travelgan weights only")
 
     import keras
 
@@ -125,11 +135,13 @@ def main():
                        num_melodies=args.melodies)
     run = args.run
     if run is None:
-        run = str(train("travelgan", str(data), steps=args.steps, out=args.out,
-                        overrides=OVERRIDES, verbose=2).run_dir)
+        run = str(train(args.model, str(data), steps=args.steps, out=args.out,
+                        overrides=OVERRIDES if args.model == "travelgan" else None,
+                        verbose=2).run_dir)
     state = read_state(run) or {}
     model = registry.load_saved(run)
-    record = {"backend": keras.backend.backend(), "run": run, "data": str(data),
+    record = {"model": args.model, "backend": keras.backend.backend(), "run": run,
+              "data": str(data),
               "train_fonts": fonts, "pair": [args.source, args.target],
               "steps": state.get("step"), "train_seconds": state.get("seconds"),
               "recipe": registry.run_recipe(run), "evaluations": {},
