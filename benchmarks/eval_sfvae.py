@@ -219,12 +219,13 @@ def main(argv=None):
         wave = render_vowel(values["f0"], [values["F1"], values["F2"], values["F3"]], 1.0,
                             seed=5000 + k)
         measured = measure(wave)
-        resynth = measure(model.edit(wave))
+        resynthesis = model.edit(wave)
+        resynth = measure(resynthesis)
         for name, m in (("input", measured), ("VAE resynthesis", resynth)):
             floor[name].append({f: abs(m[f] - values[f]) / values[f] * 100 for f in FACTORS})
         whispered = model.edit(wave, whisper=True)
         m = measure(whispered)
-        whispers.append({"input": voicing(wave, SR), "resynthesis": voicing(model.edit(wave), SR),
+        whispers.append({"input": voicing(wave, SR), "resynthesis": voicing(resynthesis, SR),
                          "whisper": voicing(whispered, SR),
                          "formant_changes": {f: abs(m[f] - measured[f]) / measured[f] * 100
                                              for f in FACTORS[1:]}})

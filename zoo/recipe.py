@@ -158,8 +158,9 @@ def _first_error(origin, section, err):
     return ZooError(f"{origin}: {section}.{loc}: {e['msg']}{shown}")
 
 
-def constructor_arguments(cls):
-    """``{name: default}`` of a model class's constructor (``**kwargs`` excluded).
+def constructor_parameters(cls):
+    """``{name: inspect.Parameter}`` of a model class's constructor (``**kwargs``
+    excluded).
 
     A constructor that passes ``**kwargs`` on to its parent's (a subclass adding
     arguments, e.g. the conditional VAE) also accepts the parent's arguments, up to the
@@ -174,21 +175,15 @@ def constructor_arguments(cls):
         params = inspect.signature(klass.__init__).parameters
         for n, p in params.items():
             if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                out.setdefault(n, p.default)
+                out.setdefault(n, p)
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             break
     return out
 
 
-def _annotation(cls, name):
-    """The annotation of constructor argument ``name`` on the first class of ``cls``'s MRO
-    that declares it, or ``inspect.Parameter.empty``."""
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            param = inspect.signature(klass.__init__).parameters.get(name)
-            if param is not None:
-                return param.annotation
-    return inspect.Parameter.empty
+def constructor_arguments(cls):
+    """``{name: default}`` of a model class's constructor (:func:`constructor_parameters`)."""
+    return {n: p.default for n, p in constructor_parameters(cls).items()}
 
 
 def _value_type(default, annotation=inspect.Parameter.empty):
@@ -210,11 +205,11 @@ def _value_type(default, annotation=inspect.Parameter.empty):
 
 
 def _check_model_config(origin, cls, values):
-    args = constructor_arguments(cls)
+    params = constructor_parameters(cls)
     for key in values:
-        if key not in args:
-            raise _unknown(origin, "model_config.", key, args)
-    fields = {k: (_value_type(args[k], _annotation(cls, k)), ...) for k in values}
+        if key not in params:
+            raise _unknown(origin, "model_config.", key, params)
+    fields = {k: (_value_type(params[k].default, params[k].annotation), ...) for k in values}
     schema = pydantic.create_model(f"{cls.__name__}Config", **fields)
     try:
         parsed = schema(**values)

@@ -309,7 +309,7 @@ def test_whispered_speech_has_no_pitch_but_keeps_its_formants():
     finds no pitch where the voiced rendering of the same settings has one, and LPC
     still finds the formants."""
     from zoo.data.builtin import SPEECH_WHISPER_EVERY
-    from zoo.data.voices import NUM_SPEECH, render_utterance, speech_table
+    from zoo.data.voices import NUM_SPEECH, render_utterance, speech_speaker, speech_table
 
     formants = [600.0, 1700.0, 2600.0]
     voiced = render_vowel(150.0, formants, duration=1.5)
@@ -321,9 +321,9 @@ def test_whispered_speech_has_no_pitch_but_keeps_its_formants():
     rows = speech_table(0, SPEECH_WHISPER_EVERY)
     assert sum(r["whisper"] for r in rows) == NUM_SPEECH // SPEECH_WHISPER_EVERY
     row = next(r for r in rows if r["whisper"])
-    speaker = {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate")}
-    said = render_utterance(row["utterance"], "x", speaker=speaker)
-    whispered = render_utterance(row["utterance"], "x", speaker={**speaker, "whisper": 1})
+    speaker = speech_speaker(row)
+    said = render_utterance(row["utterance"], "x", speaker={**speaker, "whisper": 0})
+    whispered = render_utterance(row["utterance"], "x", speaker=speaker)
     assert said.shape == whispered.shape
     assert voicing(said, SR) > 0.3 and voicing(whispered, SR) < 0.05
 

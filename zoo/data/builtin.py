@@ -48,9 +48,9 @@ loaded through exactly the same folder path as user data
     breath noise), so f0 and formants vary independently and continuously. One in
     :data:`SPEECH_WHISPER_EVERY` utterances and sustained vowels is whispered (noise
     excitation only), as real speech has unvoiced frames: the VAE then learns to decode
-    noise-excited spectra, which whispering (removing the f0 subspace) relies on. Only
-    the utterances are listed in ``labels.csv`` (their voices, ``whisper`` 0 or 1);
-    nothing is needed for training.
+    noise-excited spectra, which whispering (removing the f0 subspace) relies on. No
+    ``labels.csv`` is written (nothing is needed for training); each utterance's voice,
+    ``whisper`` included, is its row of :func:`zoo.data.voices.speech_table`.
 """
 
 import csv
@@ -470,14 +470,12 @@ def _generate_voices(folder, seed):
 
 
 def _generate_speech(folder, seed):
-    from zoo.data.voices import SAMPLE_RATE, render_utterance, speech_table
+    from zoo.data.voices import SAMPLE_RATE, render_utterance, speech_speaker, speech_table
 
     rows = speech_table(seed, SPEECH_WHISPER_EVERY)
     for row in rows:
-        speaker = {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate",
-                                       "whisper")}
         y = render_utterance(row["utterance"], row["file"], SAMPLE_RATE, seed=seed,
-                             speaker=speaker)
+                             speaker=speech_speaker(row))
         write_audio(folder / row["file"], y, SAMPLE_RATE)
     # sustained vowels of random voices (another seed than builtin:vowels' random ones)
     rng = np.random.default_rng([int(seed), 0x737573])

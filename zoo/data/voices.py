@@ -179,10 +179,10 @@ def voices_table(seed=0):
 NUM_SPEECH = 240
 
 
-def speech_table(seed=0, whisper_every=5):
-    """Rows of ``builtin:speech``'s ``labels.csv``: ``file, utterance``, the speaker's
-    settings (:func:`random_speaker`) and ``whisper`` (1 for one utterance in
-    ``whisper_every``, rendered without voicing)."""
+def speech_table(seed, whisper_every):
+    """The voice of each ``builtin:speech`` utterance (no file holds them): ``file``,
+    ``utterance``, the speaker's settings (:func:`random_speaker`) and ``whisper`` (1 for
+    one utterance in ``whisper_every``, rendered without voicing)."""
     rng = np.random.default_rng([int(seed), 0x737065])
     rows = []
     for k in range(NUM_SPEECH):
@@ -191,3 +191,8 @@ def speech_table(seed=0, whisper_every=5):
                      **{key: round(v, 3) for key, v in speaker.items()},
                      "whisper": int(k % whisper_every == whisper_every - 1)})
     return rows
+
+
+def speech_speaker(row):
+    """The speaker dict :func:`render_utterance` takes, from a :func:`speech_table` row."""
+    return {k: row[k] for k in ("f0", "span", "formants", "tilt", "breath", "rate", "whisper")}
