@@ -183,6 +183,12 @@ def _cmd_sample(args):
                            "(train pixelcnn with model_config.domains)")
         model.index(args.domain)  # a one-line error naming the known domains
         options["domain"] = args.domain
+    if args.compile_steps is not None:
+        sampler = getattr(model, "sample_codes", None)
+        if sampler is None or "compile_steps" not in inspect.signature(sampler).parameters:
+            raise ZooError(f"--compile-steps: {type(model).__name__} has no step-by-step "
+                           "sampler to compile (the wavenet prior has)")
+        options["compile_steps"] = args.compile_steps
     waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed, **options))
     out = Path(args.output)
     for i, wave in enumerate(waves):
@@ -588,6 +594,10 @@ def build_parser():
                    "logits by it (< 1: safer, > 1: more varied)")
     p.add_argument("--domain", help="a domain-conditioned prior: the domain to sample "
                    "(default: its first)")
+    p.add_argument("--compile-steps", action=argparse.BooleanOptionalAction, default=None,
+                   help="wavenet on torch: compile the sampling step with torch.compile "
+                   "(about 15 s once, then ~5x faster per code; default: only for draws "
+                   "of >= 32768 codes; JAX and TF always compile the whole loop)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("interpolate", help="decode points between the latents of two files")

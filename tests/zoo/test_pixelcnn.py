@@ -99,6 +99,10 @@ def test_zoo_sample_writes_prior_samples_and_checks_the_temperature(tmp_path, ca
     code, _, err = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
                            str(tmp_path / "t.wav"), "--domain", "brass")
     assert code == 2 and "--domain: PixelCNNPrior is not conditioned on domains" in err
+    code, _, err = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
+                           str(tmp_path / "t.wav"), "--compile-steps")
+    assert code == 2 and "--compile-steps: PixelCNNPrior has no step-by-step sampler" in err
+    assert not (tmp_path / "t.wav").exists()
 
 
 def test_a_domain_conditioned_prior_samples_each_domain_and_round_trips(tmp_path, capsys):

@@ -14,7 +14,8 @@ from tests.zoo.test_vae import error_vs_mean_baseline, result_recipe_source
 from zoo.data import load_dataset
 from zoo.training.trainer import train
 
-TINY = dict(channels=16, code_dim=8, num_codes=32, n_mels=32, griffin_lim_iters=2, seed=0)
+TINY = dict(channels=16, code_dim=8, num_codes=32, n_fft=512, hop_length=128, n_mels=32,
+            griffin_lim_iters=2, mel_inversion_iters=30, seed=0)
 
 
 def _clips(batch=2, length=4096, seed=0):
@@ -93,9 +94,30 @@ def test_residual_levels_lower_the_latent_error_and_raise_the_bitrate():
         model.lookup(codes, 4)
 
 
+def test_per_resolution_widths_build_that_network_and_round_trip():
+    """``channels`` as one width per resolution (finest first): the encoder's convs
+    widen stage by stage and the decoder mirrors them; the config round-trips and the
+    codes keep their shape."""
+    model = zoo.load("vqvae", **{**TINY, "channels": [4, 8, 16]})
+    x = _clips()
+    codes = ops.convert_to_numpy(model.encode(x))
+    convs = lambda net: [l.filters for l in net.layers if hasattr(l, "filters")]  # noqa: E731
+    assert convs(model.encoder) == [4, 8, 8, 16, 16, 8]  # ... then code_dim
+    assert convs(model.decoder) == [16, 8, 8, 4, 4, 1]
+    assert codes.shape == ops.convert_to_numpy(zoo.load("vqvae", **TINY).encode(x)).shape
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config()["channels"] == [4, 8, 16]
+    clone.build()
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(ops.convert_to_numpy(clone.encode(x)), codes)
+
+
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(Exception, match=r"n_mels \(34\) must be a multiple"):
         zoo.load("vqvae", **{**TINY, "n_mels": 34})
+    for channels in ([8, 16], [8, 0, 16], 0):
+        with pytest.raises(Exception, match="channels must be a positive int or 3 positive"):
+            zoo.load("vqvae", **{**TINY, "channels": channels})
     with pytest.raises(Exception, match="ema_decay must be in"):
         zoo.load("vqvae", **{**TINY, "ema_decay": 1.0})
 
@@ -123,5 +145,5 @@ def test_zoo_info_prints_the_bitrate(capsys):
     from tests.zoo.test_cli import run_cli
 
     code, out, _ = run_cli(capsys, "info", "vqvae")
-    # 16000 / 128 / 4 * (64 / 4) = 500 code positions per second, 9 bits each
-    assert code == 0 and "bitrate: 1 codebook(s) of 512: 4.50 kbit/s, 56.9x smaller" in out
+    # the recipe: 16000 / 256 / 4 * (256 / 4) = 1000 code positions per second, 9 bits each
+    assert code == 0 and "bitrate: 1 codebook(s) of 512: 9.00 kbit/s, 28.4x smaller" in out

@@ -212,6 +212,14 @@ def weight_constant(owner, key, fn, *weights):
     return backend.current().weight_constant(owner, key, fn, weights)
 
 
+def step_loop(lower, upper, body, init, compile_steps=False):
+    """``ops.fori_loop(lower, upper, body, init)`` for step-by-step samplers. JAX and
+    TensorFlow compile it with the ``@inference`` method around it; torch runs it as a
+    Python loop, and with ``compile_steps`` compiles the body once (``torch.compile``:
+    seconds up front, then each step is one fused graph; it pays off on long draws)."""
+    return backend.current().step_loop(lower, upper, body, init, compile_steps)
+
+
 def check_positive(**values):
     """Raise ``ValueError`` naming the first argument that is not a positive number
     (constructors call this, so a recipe's ``latent_dim = -3`` is a one-line error)."""

@@ -120,14 +120,19 @@ class CodePrior(DomainLabels, ZooModel):
         labels = self.label_array(labels, ops.shape(codes)[0])
         return self._bits(codes, self.logits(codes, labels), axis=axes)
 
-    def sample(self, num_samples, num_samples_audio, seed=None, temperature=None, domain=None):
+    def sample(self, num_samples, num_samples_audio, seed=None, temperature=None, domain=None,
+               compile_steps=None):
         """Waveforms ``[num_samples, num_samples_audio]`` decoded from sampled codes;
-        ``domain`` (name or index) of a conditioned prior, default its first."""
+        ``domain`` (name or index) of a conditioned prior, default its first;
+        ``compile_steps``: a prior whose ``sample_codes`` takes it (the WaveNet's
+        torch step compilation; None: its own default)."""
         rows = self.code_shape(num_samples_audio)[0]
         if domain is not None or self.domains:
             options = {"label": self.index(0 if domain is None else domain)}
         else:
             options = {}
+        if compile_steps is not None:
+            options["compile_steps"] = bool(compile_steps)
         codes = self.sample_codes(int(num_samples), rows, seed=0 if seed is None else int(seed),
                                   temperature=float(temperature or self.temperature), **options)
         return self.vqvae.decode(codes, length=int(num_samples_audio))

@@ -292,7 +292,10 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
         sample_rate, n_fft, hop_length, n_mels, fmin, fmax, min_db, ref_db,
             griffin_lim_iters, mel_inversion_iters: the spectral front-end (see ``SpectralFrontEnd``);
             ``n_mels`` must be a multiple of ``2 ** num_downsamples``.
-        channels: convolution width.
+        channels: convolution width: one int for every resolution, or one per
+            resolution, finest first (``num_downsamples + 1`` ints). Narrow
+            full-resolution stages keep fine mel grids affordable: ``[16, 32, 64]``
+            costs about a fifth of ``64`` everywhere.
         num_downsamples: stride-2 stages in time and frequency.
         code_dim, num_codes, num_quantizers, beta, use_ema, ema_decay,
             dead_code_threshold, kmeans_init, seed: the codebook (see
@@ -309,38 +312,54 @@ class SpectrogramVQVAE(VectorQuantisedAutoencoder):
 
     def __init__(self, sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, fmin=0.0,
                  fmax=None, min_db=-100.0, ref_db=0.0, griffin_lim_iters=32,
-                 mel_inversion_iters=30, channels=128,
+                 mel_inversion_iters=30, channels: int | list[int] = 128,
                  num_downsamples=2, **kwargs):
         super().__init__(**kwargs)
-        check_positive(channels=channels)
         if int(num_downsamples) < 0:
             raise ValueError(f"num_downsamples must be >= 0, got {num_downsamples}")
+        self.widths = self._stage_widths(channels, int(num_downsamples))
         if int(n_mels) % 2 ** int(num_downsamples):
             raise ValueError(f"n_mels ({n_mels}) must be a multiple of 2 ** num_downsamples "
                              f"({2 ** int(num_downsamples)})")
         self.frontend = SpectralFrontEnd(sample_rate, n_fft, hop_length, n_mels, fmin, fmax,
                                          min_db, ref_db, griffin_lim_iters, mel_inversion_iters,
                                          name="frontend")
-        self.channels, self.num_downsamples = int(channels), int(num_downsamples)
+        self.channels = channels if isinstance(channels, int) else list(self.widths)
+        self.num_downsamples = int(num_downsamples)
         self.encoder = self._build_encoder()
         self.decoder = self._build_decoder()
 
     # ----------------------------------------------------------------- networks
+    @staticmethod
+    def _stage_widths(channels, num_downsamples):
+        """``channels`` (one int, or one per resolution) -> a width per resolution,
+        finest first."""
+        widths = ([channels] * (num_downsamples + 1) if isinstance(channels, int)
+                  else list(channels))
+        if len(widths) != num_downsamples + 1 or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+            raise ValueError(f"channels must be a positive int or {num_downsamples + 1} positive "
+                             f"ints (one per resolution, finest first), got {channels!r}")
+        return widths
+
     def _conv(self, filters, kernel=3, strides=1, transpose=False):
         cls = kl.Conv2DTranspose if transpose else kl.Conv2D
         return [cls(filters, kernel, strides=strides, padding="same"), kl.LeakyReLU(0.2)]
 
     def _build_encoder(self):
-        stack = self._conv(self.channels)
-        for _ in range(self.num_downsamples):
-            stack += self._conv(self.channels, 4, strides=2) + self._conv(self.channels)
+        """Full resolution, then per stage a stride-2 4x4 conv and a 3x3 conv at that
+        stage's width, then a 1x1 conv to ``code_dim``."""
+        stack = self._conv(self.widths[0])
+        for width in self.widths[1:]:
+            stack += self._conv(width, 4, strides=2) + self._conv(width)
         return keras.Sequential(stack + [kl.Conv2D(self.code_dim, 1)], name="encoder")
 
     def _build_decoder(self):
-        stack = self._conv(self.channels)
-        for _ in range(self.num_downsamples):
-            stack += self._conv(self.channels, 4, strides=2, transpose=True) + self._conv(
-                self.channels)
+        """The encoder's mirror: the coarsest width, then per stage a stride-2 4x4
+        transposed conv and a 3x3 conv at the finer width, then a 3x3 conv to one map."""
+        stack = self._conv(self.widths[-1])
+        for width in reversed(self.widths[:-1]):
+            stack += self._conv(width, 4, strides=2, transpose=True) + self._conv(width)
         return keras.Sequential(stack + [kl.Conv2D(1, 3, padding="same")], name="decoder")
 
     @property

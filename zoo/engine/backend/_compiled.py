@@ -66,6 +66,12 @@ def cached(model, key, build):
     return cache[key]
 
 
+def step_loop(lower, upper, body, init, compile_steps=False):
+    """``ops.fori_loop``: compiled with the ``@inference`` method around it, so
+    ``compile_steps`` has nothing to add here."""
+    return keras.ops.fori_loop(lower, upper, body, init)
+
+
 _hoisting = threading.local()  # .active: the WeightConstants of the function being traced
 
 

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from zoo.engine.backend._compiled import (CompiledCall, WeightConstants, cached,
-                                          weight_constant)  # noqa: F401
+from zoo.engine.backend._compiled import (CompiledCall, WeightConstants, cached,  # noqa: F401
+                                          step_loop, weight_constant)
 
 
 # ------------------------------------------------------------ compilation cache

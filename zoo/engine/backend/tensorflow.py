@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from zoo.engine.backend._compiled import CompiledCall, cached, weight_constant  # noqa: F401
+from zoo.engine.backend._compiled import (CompiledCall, cached, step_loop,  # noqa: F401
+                                          weight_constant)
 from zoo.engine.backend._stateful import (  # noqa: F401 (the backend interface)
     adversarial_test_step, make_adversarial_train_function, sync_state)
 

