@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from benchmarks._records import cpu_name, environment, text_table, usable_cpus
+from zoo.files import atomic_write_text
 
 BACKEND = keras.backend.backend()
 
@@ -228,7 +229,7 @@ def script_report(records, benchmark, quick, json_path=None):
     if json_path:
         path = Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"records": records}, indent=2) + "\n")
+        atomic_write_text(path, json.dumps({"records": records}, indent=2) + "\n")
         print(f"wrote {path}")
     return records
 

@@ -35,7 +35,7 @@ def step_loop(lower, upper, body, init, compile_steps=False):
     step = torch.compile(body, dynamic=False)
     carry = init
     for i in range(lower, upper):
-        carry = step(torch.tensor(i), carry)
+        carry = step(ops.convert_to_tensor(i, "int32"), carry)  # on Keras' device
     return carry
 
 
