@@ -596,7 +596,7 @@ def build_parser():
                    "(default: its first)")
     p.add_argument("--compile-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="wavenet on torch: compile the sampling step with torch.compile "
-                   "(about 15 s once, then ~5x faster per code; default: only for draws "
+                   "(about 20 s once, then ~6x faster per code; default: only for draws "
                    "of >= 32768 codes; JAX and TF always compile the whole loop)")
     p.set_defaults(func=_cmd_sample)
 
