@@ -88,8 +88,8 @@ def run(quick=False, runs=None):
             records.append(record(
                 "wavenet prior: cached sampling, torch.compile'd steps", num * steps / stepped,
                 "codes/s", reference=num * steps / cached,
-                reference_name="the same cached loop, eager steps (the default below 32768 "
-                               "codes)",
+                reference_name=f"the same cached loop, eager steps (the default below "
+                               f"{wavenet.COMPILE_STEPS_FROM} codes)",
                 settings={**settings, "first_call_seconds": round(first, 2)}))
 
         pixelcnn = _prior("pixelcnn")
