@@ -12,8 +12,11 @@ them) over untrained default VQ-VAEs; codes per second (batch 4 counts 4 sequenc
   for every code, also one compiled loop; it draws the same codes, tested); on torch
   also the cached sampler with ``torch.compile``d steps against its eager steps, with
   the first call's time (the compilation);
-* ``pixelcnn``: the compiled raster loop against the keras.io VQ-VAE example's sampler
-  (a Python loop calling the network once per code and sampling on the host).
+* ``pixelcnn``: the compiled raster loop (each step runs the network over the code's
+  context window) against the keras.io VQ-VAE example's sampler (a Python loop calling
+  the network on the whole map once per code and sampling on the host; timed over the
+  map's first two rows, as its cost per code does not depend on the position); on torch
+  also the loop with ``torch.compile``d steps against its eager steps.
 
 Records go to ``benchmarks/results/priors_<backend>.json``.
 """
@@ -46,20 +49,21 @@ def _prior(name):
     return registry.build(recipe)
 
 
-def keras_io_pixelcnn_sampler(prior, num, rows):
+def keras_io_pixelcnn_sampler(prior, num, rows, limit=None):
     """The keras.io VQ-VAE example's sampling loop: predict the whole map for every
-    code, sample on the host (numpy), write it back."""
+    code, sample on the host (numpy), write it back; ``limit``: stop after that many
+    positions (its cost per code does not depend on the position)."""
     import keras
 
     cols = prior.vqvae.frontend.n_mels // prior.vqvae.downsampling
     codes = np.zeros((num, rows, cols), "int32")
     rng = np.random.default_rng(0)
-    for i in range(rows):
-        for j in range(cols):
-            logits = keras.ops.convert_to_numpy(prior.logits(codes))[:, i, j]
-            p = np.exp(logits - logits.max(-1, keepdims=True))
-            p /= p.sum(-1, keepdims=True)
-            codes[:, i, j] = [rng.choice(len(q), p=q) for q in p]
+    for p in range(rows * cols if limit is None else limit):
+        i, j = divmod(p, cols)
+        logits = keras.ops.convert_to_numpy(prior.logits(codes))[:, i, j]
+        q = np.exp(logits - logits.max(-1, keepdims=True))
+        q /= q.sum(-1, keepdims=True)
+        codes[:, i, j] = [rng.choice(len(r), p=r) for r in q]
     return codes
 
 
@@ -94,18 +98,37 @@ def run(quick=False, runs=None):
 
         pixelcnn = _prior("pixelcnn")
         pixelcnn.build()
-        rows = 2 if quick else 8  # the recipe: 8 rows x 64 mel regions = 0.51 s of audio
+        rows = 2 if quick else 32  # the recipe: 16 rows x 64 mel regions per second
         cols = pixelcnn.vqvae.frontend.n_mels // pixelcnn.vqvae.downsampling
-        compiled = median_time(lambda: block(pixelcnn.sample_codes(num, rows, seed=0)), runs)
+        codes = num * rows * cols
+        windowed = median_time(lambda: block(pixelcnn.sample_codes(
+            num, rows, seed=0, compile_steps=False)), runs)
+        limit = min(rows, 2) * cols
         t0 = time.perf_counter()
-        keras_io_pixelcnn_sampler(pixelcnn, num, rows)
+        keras_io_pixelcnn_sampler(pixelcnn, num, rows, limit=limit)
         eager = time.perf_counter() - t0
-        records.append(record("pixelcnn prior: compiled raster loop", num * rows * cols / compiled,
-                              "codes/s", reference=num * rows * cols / eager,
-                              reference_name="keras.io example's per-code predict loop",
-                              settings={"batch": num, "rows": rows, "columns": cols,
-                                        "runs": runs, "layers": pixelcnn.num_layers,
-                                        "filters": pixelcnn.filters}))
+        above, left, right = pixelcnn.context
+        settings = {"batch": num, "rows": rows, "columns": cols, "runs": runs,
+                    "layers": pixelcnn.num_layers, "filters": pixelcnn.filters,
+                    "window": [min(rows, above + 1), min(cols, left + right + 1)],
+                    "reference_positions_timed": limit}
+        records.append(record("pixelcnn prior: compiled raster loop, windowed steps",
+                              codes / windowed, "codes/s", reference=num * limit / eager,
+                              reference_name="keras.io example's per-code predict loop over "
+                                             "the whole map",
+                              settings=settings))
+        if BACKEND == "torch":
+            t0 = time.perf_counter()
+            block(pixelcnn.sample_codes(num, rows, seed=0, compile_steps=True))
+            first = time.perf_counter() - t0
+            stepped = median_time(lambda: block(pixelcnn.sample_codes(
+                num, rows, seed=0, compile_steps=True)), runs)
+            records.append(record(
+                "pixelcnn prior: windowed raster loop, torch.compile'd steps", codes / stepped,
+                "codes/s", reference=codes / windowed,
+                reference_name=f"the same loop, eager steps (the default below "
+                               f"{pixelcnn.COMPILE_STEPS_FROM} codes)",
+                settings={**settings, "first_call_seconds": round(first, 2)}))
     return records
 
 

@@ -13,6 +13,8 @@ __all__ = [
     "GaussianSampler",
     "MaskedConv2D",
     "GatedMaskedConv2D",
+    "gated_activation",
+    "apply_built",
     "CausalConv1D",
     "fold_upsample_kernel",
     "upsample_conv1d",
@@ -144,9 +146,34 @@ class MaskedConv2D(keras.layers.Conv2D):
         return {**config, "mask_type": self.mask_type}
 
 
-def _gate(x):
+def gated_activation(x):
+    """`tanh(a) * sigmoid(b)` of the two halves `a, b` of the last axis (PixelCNN and
+    WaveNet gates)."""
     a, b = ops.split(x, 2, axis=-1)
     return ops.tanh(a) * ops.sigmoid(b)
+
+
+def apply_built(layer, x):
+    """A built layer's output without a layer call: a `Conv1D`/`Conv2D` with stride 1,
+    no dilation, one group and 'valid' padding as `keras.ops` on its weights (a width-1
+    kernel as the matrix product it is), any other layer through its `call` (for layers
+    whose output does not depend on `training`: activations, not dropout). Step-by-step
+    samplers use it: a layer call's setup dominates one-code steps on torch's CPU
+    kernels (about 0.1 ms each), and `torch.compile` breaks its graph at every one."""
+    plain = (isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D))
+             and set(layer.strides) == {1} and set(layer.dilation_rate) == {1}
+             and layer.groups == 1 and layer.padding == "valid"
+             and layer.data_format == "channels_last")
+    if not plain:
+        return layer.call(x) if layer.built else layer(x)
+    kernel = ops.cast(layer.kernel, x.dtype)
+    if set(layer.kernel_size) == {1}:
+        y = ops.matmul(x, ops.reshape(kernel, kernel.shape[-2:]))
+    else:
+        y = ops.conv(x, kernel, padding="valid")
+    if layer.use_bias:
+        y = y + ops.cast(layer.bias, x.dtype)
+    return layer.activation(y) if layer.activation is not None else y
 
 
 def _shift(x, axis):
@@ -221,17 +248,17 @@ class GatedMaskedConv2D(keras.layers.Layer):
     def call(self, inputs, condition=None):
         v, h = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
         r = self.kernel_size // 2
-        v_feat = self.v_conv(ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
+        v_feat = apply_built(self.v_conv, ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
         h_src = _shift(h, 2) if self.mask_type == "A" else h
-        h_feat = self.h_conv(ops.pad(h_src, [[0, 0], [0, 0], [r, 0], [0, 0]]))
-        h_feat = h_feat + self.v_to_h(_shift(v_feat, 1))
+        h_feat = apply_built(self.h_conv, ops.pad(h_src, [[0, 0], [0, 0], [r, 0], [0, 0]]))
+        h_feat = h_feat + apply_built(self.v_to_h, _shift(v_feat, 1))
         if condition is not None:
             bias = ops.cast(condition, v_feat.dtype)[:, None, None, :]
             v_feat, h_feat = v_feat + bias, h_feat + bias
-        h_new = self.h_out(_gate(h_feat))
+        h_new = apply_built(self.h_out, gated_activation(h_feat))
         if self.mask_type == "B":
             h_new = h_new + h
-        return [_gate(v_feat), h_new]
+        return [gated_activation(v_feat), h_new]
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape[1] if isinstance(input_shape[0], (list, tuple)) else input_shape)

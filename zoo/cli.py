@@ -187,7 +187,7 @@ def _cmd_sample(args):
         sampler = getattr(model, "sample_codes", None)
         if sampler is None or "compile_steps" not in inspect.signature(sampler).parameters:
             raise ZooError(f"--compile-steps: {type(model).__name__} has no step-by-step "
-                           "sampler to compile (the wavenet prior has)")
+                           "sampler to compile (the pixelcnn and wavenet priors have)")
         options["compile_steps"] = args.compile_steps
     waves = keras.ops.convert_to_numpy(model.sample(args.num, n, seed=args.seed, **options))
     out = Path(args.output)

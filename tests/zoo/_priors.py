@@ -48,3 +48,13 @@ def assert_prior_beats_unigram(tmp_path, prior_name, vqvae_class, vqvae_config, 
         swapped = (labels + 1) % len(ds.domains)
         swapped_bits = float(np.mean(ops.convert_to_numpy(model.log_likelihood(val, swapped))))
         assert prior_bits < swapped_bits - label_margin_bits, (prior_bits, swapped_bits)
+
+
+def dynamo_graphs():
+    """Graphs torch's dynamo has compiled in this process (0 on other backends): the
+    compiled-steps tests count them."""
+    if keras.backend.backend() != "torch":
+        return 0
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]

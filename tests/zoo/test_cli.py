@@ -51,6 +51,9 @@ def test_train_reconstruct_sample_export(tmp_path, capsys):
     code, out, err = run_cli(capsys, "sample", str(run), str(tmp_path / "s.wav"), "--seconds", "0.5",
                              "--num", "2")
     assert code == 0 and (tmp_path / "s_1.wav").is_file()
+    code, _, err = run_cli(capsys, "sample", str(run), str(tmp_path / "t.wav"), "--compile-steps")
+    assert code == 2 and "--compile-steps: SpectrogramVAE has no step-by-step sampler" in err
+    assert not (tmp_path / "t.wav").exists()
     code, out, err = run_cli(capsys, "info", str(run))
     assert code == 0 and "SpectrogramVAE" in out
 

@@ -1,5 +1,6 @@
 """The PixelCNN prior: causal in raster order (by perturbation), the compiled sampling
-loop draws exactly what re-running the network per code draws, it learns codes better
+loop (over a window of the map per code) draws exactly what re-running the network over
+the whole map per code draws, it learns codes better
 than their unigram distribution, its VQ-VAE stays frozen, and it needs a VQ-VAE."""
 import keras
 import numpy as np
@@ -7,14 +8,14 @@ import pytest
 from keras import ops
 
 import zoo
-from tests.zoo._priors import assert_prior_beats_unigram
+from tests.zoo._priors import assert_prior_beats_unigram, dynamo_graphs
 
 VQ = dict(channels=16, code_dim=8, num_codes=32, n_mels=32, griffin_lim_iters=2, seed=0)
 
 
 def _prior(**kwargs):
     keras.utils.set_random_seed(0)
-    return zoo.load("pixelcnn", vqvae=VQ, filters=16, num_layers=3, **kwargs)
+    return zoo.load("pixelcnn", **{"vqvae": VQ, "filters": 16, "num_layers": 3, **kwargs})
 
 
 def test_logits_never_see_the_current_or_later_codes():
@@ -37,11 +38,44 @@ def test_logits_never_see_the_current_or_later_codes():
     assert not np.allclose(ops.convert_to_numpy(prior.logits(changed))[0, 1, 0], base[0, 1, 0])
 
 
-def test_compiled_sampling_equals_rerunning_the_network_per_code():
-    """The seed fixes the Gumbel noise; re-running the whole network for every code (the
-    keras.io example's sampler) with that noise must draw the same codes."""
-    prior = _prior()
-    num, rows, cols, k, temperature = 2, 3, 8, 32, 0.7
+@pytest.mark.parametrize("num_layers, rows", [(1, 6), (3, 5)])
+def test_each_codes_logits_depend_on_its_context_window_alone(num_layers, rows):
+    """Which codes move the logits at a position (by perturbation, as numbers) is exactly
+    the ``context`` sampling's window claims; and the window's logits equal the whole
+    map's at every position. With 1 layer the window (3 x 4 of 6 x 8) is smaller than
+    the map both ways; with 3 layers it is the map's 5 rows by 8 columns."""
+    prior = _prior(num_layers=num_layers)
+    cols = 8
+    above, left, right = prior.context
+    assert (above, left, right) == (num_layers + 1, num_layers + 1, num_layers)  # kernel 3
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 32, size=(2, rows, cols)).astype("int32")
+    full = ops.convert_to_numpy(prior.logits(codes))
+    i, j = rows - 1, 4
+    moved = np.zeros((rows, cols), bool)
+    for a in range(rows):
+        for b in range(cols):
+            changed = codes.copy()
+            changed[:, a, b] = (codes[:, a, b] + 7) % 32
+            out = ops.convert_to_numpy(prior.logits(changed))
+            moved[a, b] = np.abs(out[:, i, j] - full[:, i, j]).max() > 1e-6
+    claimed = np.zeros((rows, cols), bool)
+    claimed[max(i - above, 0):i, max(j - left + 1, 0):j + right + 1] = True
+    claimed[i, max(j - left, 0):j] = True
+    np.testing.assert_array_equal(moved, claimed)
+    for p in range(rows * cols):
+        np.testing.assert_allclose(ops.convert_to_numpy(prior.window_logits(codes, p)),
+                                   full[:, p // cols, p % cols], atol=2e-5)
+
+
+@pytest.mark.parametrize("num_layers, rows", [(3, 3), (2, 7)])
+def test_sampling_equals_rerunning_the_whole_network_per_code(num_layers, rows):
+    """The seed fixes the Gumbel noise; re-running the whole network over the whole map
+    for every code (the keras.io example's sampler) with that noise must draw the same
+    codes (each step runs the network over a window of the map only: with 3 layers it is
+    3 x 8 of a 3 x 8 map, with 2 layers 4 x 6 of a 7 x 8 map)."""
+    prior = _prior(num_layers=num_layers)
+    num, cols, k, temperature = 2, 8, 32, 0.7
     codes = ops.convert_to_numpy(prior.sample_codes(num, rows, seed=5, temperature=temperature))
     assert codes.shape == (num, rows, cols) and codes.min() >= 0 and codes.max() < k
     uniform = ops.convert_to_numpy(keras.random.uniform((num, rows * cols, k), 1e-9, 1.0,
@@ -53,8 +87,24 @@ def test_compiled_sampling_equals_rerunning_the_network_per_code():
         naive[:, p] = np.argmax(logits.reshape(num, -1, k)[:, p] / temperature + gumbel[:, p], -1)
     np.testing.assert_array_equal(codes, naive.reshape(num, rows, cols))
     assert not np.array_equal(codes, ops.convert_to_numpy(prior.sample_codes(num, rows, seed=6)))
-    audio = ops.convert_to_numpy(prior.sample(2, 4096, seed=1))
-    assert audio.shape == (2, 4096) and np.all(np.isfinite(audio))
+    if num_layers == 3:
+        audio = ops.convert_to_numpy(prior.sample(2, 4096, seed=1))
+        assert audio.shape == (2, 4096) and np.all(np.isfinite(audio))
+
+
+def test_compiled_steps_draw_the_codes_eager_steps_draw():
+    """``compile_steps`` (each step one ``torch.compile``d graph on torch; JAX and TF
+    compile the whole loop anyway) draws exactly the eager loop's codes, for two seeds;
+    on torch dynamo builds one graph for all 2 x 35 steps (the index is a tensor, and the
+    network is applied through its weights, with no layer calls to break the graph)."""
+    prior = _prior(num_layers=2)
+    graphs = dynamo_graphs()
+    for seed in (4, 5):
+        eager = ops.convert_to_numpy(prior.sample_codes(2, 5, seed=seed, compile_steps=False))
+        compiled = ops.convert_to_numpy(prior.sample_codes(2, 5, seed=seed, compile_steps=True))
+        np.testing.assert_array_equal(compiled, eager)
+    if keras.backend.backend() == "torch":
+        assert dynamo_graphs() - graphs == 1
 
 
 def test_domain_conditioned_prior_learns_codes_better_than_their_unigram_and_keeps_its_vqvae(
@@ -99,10 +149,10 @@ def test_zoo_sample_writes_prior_samples_and_checks_the_temperature(tmp_path, ca
     code, _, err = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
                            str(tmp_path / "t.wav"), "--domain", "brass")
     assert code == 2 and "--domain: PixelCNNPrior is not conditioned on domains" in err
-    code, _, err = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
-                           str(tmp_path / "t.wav"), "--compile-steps")
-    assert code == 2 and "--compile-steps: PixelCNNPrior has no step-by-step sampler" in err
     assert not (tmp_path / "t.wav").exists()
+    code, _, _ = run_cli(capsys, "sample", str(tmp_path / "prior.keras"),
+                         str(tmp_path / "t.wav"), "--seconds", "0.1", "--no-compile-steps")
+    assert code == 0 and (tmp_path / "t.wav").is_file()
 
 
 def test_a_domain_conditioned_prior_samples_each_domain_and_round_trips(tmp_path, capsys):

@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 import zoo
-from tests.zoo._priors import assert_prior_beats_unigram
+from tests.zoo._priors import assert_prior_beats_unigram, dynamo_graphs
 from zoo.training.trainer import train
 
 VQ = dict(channels=16, code_dim=8, num_codes=32, seed=0)
@@ -54,23 +54,14 @@ def test_compiled_steps_draw_the_codes_eager_steps_draw():
     step's fresh states have other strides than the streamed ones), not one per step (an
     int index would be specialised into a graph per value)."""
     prior = _prior()
-    graphs = _dynamo_graphs()
+    graphs = dynamo_graphs()
     for seed in (4, 5):
         eager = ops.convert_to_numpy(prior.sample_codes(2, 12, seed=seed, compile_steps=False))
         compiled = ops.convert_to_numpy(prior.sample_codes(2, 12, seed=seed,
                                                            compile_steps=True))
         np.testing.assert_array_equal(compiled, eager)
     if keras.backend.backend() == "torch":
-        assert _dynamo_graphs() - graphs == 2
-
-
-def _dynamo_graphs():
-    """Graphs torch's dynamo has compiled in this process (0 on other backends)."""
-    if keras.backend.backend() != "torch":
-        return 0
-    from torch._dynamo.utils import counters
-
-    return counters["stats"]["unique_graphs"]
+        assert dynamo_graphs() - graphs == 2
 
 
 def test_prior_learns_codes_better_than_their_unigram_and_keeps_its_vqvae(tmp_path):

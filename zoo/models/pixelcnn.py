@@ -23,11 +23,16 @@ import keras
 from keras import layers as kl
 from keras import ops
 
-from layers import GatedMaskedConv2D
-from zoo.engine import check_positive, inference
+from layers import GatedMaskedConv2D, apply_built
+from zoo.engine import check_positive, inference, step_loop
 from zoo.engine.domains import domain_names
 from zoo.models.prior import CodePrior, gumbel_noise
 from zoo.models.vqvae import SpectrogramVQVAE
+
+
+def _lookup(embedding, indices):
+    """A built ``Embedding``'s rows at int ``indices`` (its ``call``, without a layer call)."""
+    return ops.take(embedding.embeddings, ops.convert_to_tensor(indices, "int32"), axis=0)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -49,6 +54,7 @@ class PixelCNNPrior(CodePrior):
     """
 
     vqvae_class = SpectrogramVQVAE
+    COMPILE_STEPS_FROM = 4096  # codes (num x positions) from which torch compiles the step
 
     def __init__(self, vqvae=None, filters=64, num_layers=8, kernel_size=3, temperature=1.0,
                  domains=(), **kwargs):
@@ -67,19 +73,35 @@ class PixelCNNPrior(CodePrior):
         self.label_embeddings = [kl.Embedding(len(self.domains), 2 * self.filters,
                                               name=f"label_{i}")
                                  for i in range(self.num_layers)] if self.domains else []
+        # built here and applied through their weights and ``call`` (no layer calls): the
+        # same network, and sampling steps compile on torch as one graph
+        features = (None, None, None, self.filters)
+        for layer in [self.embedding, *self.label_embeddings]:
+            layer.build((None,))
+        for layer in [*self.stacks, self.head]:
+            layer.build(features)
 
     # ---------------------------------------------------------------- the prior
     def logits(self, codes, labels=None):
         """Codes ``[B, rows, columns]`` (and int32 domain ``labels`` ``[B]`` of a
         conditioned prior) -> logits ``[B, rows, columns, K]``; position ``(i, j)`` sees
         only the codes before it in raster order."""
-        h = self.embedding(ops.convert_to_tensor(codes, "int32"))
-        conditions = ([emb(labels) for emb in self.label_embeddings] if self.domains
+        return self._head(self._features(codes, labels))
+
+    def _features(self, codes, labels):
+        """The gated stacks' causal output ``[B, rows, columns, filters]``."""
+        h = _lookup(self.embedding, codes)
+        conditions = ([_lookup(emb, labels) for emb in self.label_embeddings] if self.domains
                       else [None] * self.num_layers)
-        v, h = self.stacks[0](h, condition=conditions[0])
+        v, h = self.stacks[0].call(h, condition=conditions[0])
         for stack, condition in zip(self.stacks[1:], conditions[1:]):
-            v, h = stack([v, h], condition=condition)
-        return self.head(h)
+            v, h = stack.call([v, h], condition=condition)
+        return h
+
+    def _head(self, h):
+        for layer in self.head.layers:
+            h = apply_built(layer, h)
+        return h
 
     def code_shape(self, num_samples_audio):
         """``(rows, columns)`` of the code map of ``num_samples_audio`` samples."""
@@ -88,26 +110,70 @@ class PixelCNNPrior(CodePrior):
         rows = -(-vq.frontend.num_frames(samples) // vq.downsampling)
         return rows, vq.frontend.n_mels // vq.downsampling
 
+    @property
+    def context(self):
+        """``(above, left, right)``: how far a position's logits can see: rows above its
+        own, and columns left and right of it (the rows above reach ``right`` columns to
+        the right and ``left - 1`` to the left; its own row, ``left`` columns to the
+        left). Each gated layer's vertical stack widens the view by ``kernel_size // 2``
+        rows up and columns both ways, and the horizontal stack reads it one row down;
+        the horizontal stack reaches ``kernel_size // 2`` further left per layer, one
+        more through the first layer's mask 'A' (``GatedMaskedConv2D``; tested by
+        perturbation)."""
+        reach = self.num_layers * (self.kernel_size // 2)
+        return reach + 1, reach + 1, reach
+
+    def window_logits(self, codes, position, labels=None):
+        """Logits ``[B, K]`` at raster ``position`` (an int or 0-d int32 tensor) of code
+        maps ``[B, rows, columns]``, equal to ``logits(codes)[:, i, j]`` but computed over
+        the position's window only: its :attr:`context` (rows above by columns left and
+        right, moved inside the map at its edges). This is what a sampling step runs."""
+        num, rows, columns = (int(d) for d in codes.shape)
+        above, left_reach, right_reach = self.context
+        height = min(rows, above + 1)
+        width = min(columns, left_reach + right_reach + 1)
+        position = ops.convert_to_tensor(position, "int32")
+        i, j = position // columns, position % columns
+        top = ops.clip(i - (height - 1), 0, rows - height)
+        left = ops.clip(j - left_reach, 0, columns - width)
+        offsets = ops.reshape(ops.arange(height, dtype="int32")[:, None] * columns
+                              + ops.arange(width, dtype="int32")[None, :], (-1,))
+        seen = ops.take(ops.reshape(codes, (num, rows * columns)),
+                        top * columns + left + offsets, axis=1)
+        h = ops.reshape(self._features(ops.reshape(seen, (num, height, width)), labels),
+                        (num, height * width, self.filters))
+        return self._head(ops.take(h, (i - top) * width + (j - left), axis=1))
+
     @inference
-    def sample_codes(self, num, rows, seed=0, temperature=None, label=None):
-        """Draw code maps ``[num, rows, columns]`` in raster order, one ``ops.fori_loop``
-        (``label``: the domain index of a conditioned prior)."""
+    def sample_codes(self, num, rows, seed=0, temperature=None, label=None,
+                     compile_steps=None):
+        """Draw code maps ``[num, rows, columns]`` in raster order, one loop
+        (``label``: the domain index of a conditioned prior).
+
+        Each step runs the network over the code's window only (:meth:`window_logits`),
+        not over the whole map: the same logits (tested), at a cost that does not grow
+        with the length drawn. ``compile_steps`` (torch; JAX and TF compile the whole
+        loop anyway): each step as one ``torch.compile``d graph
+        (:func:`zoo.engine.step_loop`); ``None`` compiles draws of at least
+        ``COMPILE_STEPS_FROM`` codes."""
         columns = self.vqvae.frontend.n_mels // self.vqvae.downsampling
         positions = rows * columns
         temperature = float(temperature or self.temperature)
+        if compile_steps is None:
+            compile_steps = num * positions >= self.COMPILE_STEPS_FROM
         gumbel = gumbel_noise((num, positions, self.num_codes), seed)
         labels = self.label_array(None if label is None else ops.full((num,), label, "int32"),
                                   num)
 
         def draw(p, flat):
-            logits = ops.reshape(self.logits(ops.reshape(flat, (num, rows, columns)), labels),
-                                 (num, positions, self.num_codes))
-            scores = ops.take(logits, p, axis=1) / temperature + ops.take(gumbel, p, axis=1)
+            logits = self.window_logits(ops.reshape(flat, (num, rows, columns)), p, labels)
+            scores = logits / temperature + ops.take(gumbel, p, axis=1)
             new = ops.cast(ops.argmax(scores, axis=-1), "int32")
-            here = ops.arange(positions) == p
-            return ops.where(here[None, :], new[:, None], flat)
+            return ops.where((ops.arange(positions, dtype="int32") == p)[None, :],
+                             new[:, None], flat)
 
-        flat = ops.fori_loop(0, positions, draw, ops.zeros((num, positions), "int32"))
+        flat = step_loop(0, positions, draw, ops.zeros((num, positions), "int32"),
+                         compile_steps)
         return ops.reshape(flat, (num, rows, columns))
 
     def get_config(self):

@@ -18,28 +18,10 @@ import keras
 from keras import layers as kl
 from keras import ops
 
-from layers import CausalConv1D
+from layers import CausalConv1D, apply_built, gated_activation
 from zoo.engine import check_positive, inference, step_loop
 from zoo.models.prior import CodePrior, gumbel_noise
 from zoo.models.vqvae import WaveformVQVAE
-
-
-def _gate(x):
-    a, b = ops.split(x, 2, axis=-1)
-    return ops.tanh(a) * ops.sigmoid(b)
-
-
-def _pointwise(layer, x):
-    """A built width-1 ``Conv1D`` (or any other layer, called) applied as the matrix
-    product it is: the same weights and result, without a convolution call's setup,
-    which dominates one-code sampling steps on torch's CPU kernels (about 0.1 ms each)."""
-    if not (isinstance(layer, kl.Conv1D) and layer.kernel_size == (1,) and layer.groups == 1
-            and layer.strides == (1,) and layer.dilation_rate == (1,)):
-        return layer(x)
-    y = ops.matmul(x, layer.kernel[0])
-    if layer.use_bias:
-        y = y + layer.bias
-    return layer.activation(y) if layer.activation is not None else y
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -93,12 +75,12 @@ class WaveNetPrior(CodePrior):
         dilated convolution ``i`` (offline, or one streamed step)."""
         skips = 0.0
         for i in range(self.num_layers):
-            g = _gate(convolve(i, h))
+            g = gated_activation(convolve(i, h))
             if i < len(self.residual):
-                h = h + _pointwise(self.residual[i], g)
-            skips = skips + _pointwise(self.skip[i], g)
+                h = h + apply_built(self.residual[i], g)
+            skips = skips + apply_built(self.skip[i], g)
         for layer in self.head.layers:
-            skips = _pointwise(layer, skips)
+            skips = apply_built(layer, skips)
         return skips
 
     def logits(self, codes, labels=None):

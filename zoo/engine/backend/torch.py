@@ -4,7 +4,9 @@ under ``torch.no_grad()``; scheduled-out objectives are skipped with a Python ``
 
 It also replaces Keras' torch ``conv`` for 1-D channels-last inputs (every conv in the
 zoo's audio models) with :func:`conv1d_channels_last`, which runs without the layout
-copies Keras makes on every call."""
+copies Keras makes on every call, and gives ``keras.ops.pad`` the eager path Keras'
+other ops have (:func:`pad`: compiled sampling steps that pad compile once)."""
+import keras
 import torch
 import torch.nn.functional as F
 from keras import ops
@@ -170,3 +172,31 @@ def conv1d_channels_last(inputs, kernel, strides=1, padding="valid", data_format
 
 
 keras_torch_nn.conv = conv1d_channels_last
+
+
+# ------------------------------------------------------------------ padding
+_keras_pad = keras.ops.pad
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """``keras.ops.pad`` with the eager path every other Keras op has: a tensor goes
+    straight to the backend's ``pad`` (what Keras' ``Pad`` operation calls), symbolic
+    inputs to Keras. Keras builds a named ``Pad`` operation on every call, and the
+    global counter of its unique name is state ``torch.compile`` guards on: a compiled
+    sampling step that pads would be recompiled at every step."""
+    from keras.src.backend import any_symbolic_tensors
+    from keras.src.backend.torch import numpy as keras_torch_numpy
+
+    if any_symbolic_tensors((x,)):
+        return _keras_pad(x, pad_width, mode=mode, constant_values=constant_values)
+    if isinstance(pad_width, int):
+        pad_width = [(pad_width, pad_width)]
+    elif isinstance(pad_width[0], int):
+        pad_width = [tuple(pad_width)]
+    pad_width = [tuple(w) * (3 - len(w)) for w in pad_width]  # (p,) means (p, p)
+    if len(pad_width) > 1 and len(pad_width) != x.ndim:
+        return _keras_pad(x, pad_width, mode=mode, constant_values=constant_values)  # its error
+    return keras_torch_numpy.pad(x, pad_width, mode=mode, constant_values=constant_values)
+
+
+keras.ops.pad = keras.ops.numpy.pad = pad
