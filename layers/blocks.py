@@ -176,6 +176,13 @@ def apply_built(layer, x):
     return layer.activation(y) if layer.activation is not None else y
 
 
+def _conditioned(features, condition):
+    """`features` `[B, H, W, C]` plus a per-example `condition` `[B, C]` (or None)."""
+    if condition is None:
+        return features
+    return features + ops.cast(condition, features.dtype)[:, None, None, :]
+
+
 def _shift(x, axis):
     """Shifts x by one step along `axis` (1 = down, 2 = right), zero-filled."""
     pad = [[0, 0]] * 4
@@ -247,18 +254,36 @@ class GatedMaskedConv2D(keras.layers.Layer):
 
     def call(self, inputs, condition=None):
         v, h = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
+        v_feat = self.vertical(v)
+        h_new = self.horizontal(h, self.to_horizontal(_shift(v_feat, 1)), condition)
+        return [self.vertical_output(v_feat, condition), h_new]
+
+    # The two stacks apart, for samplers that keep the rows above (``call`` composes them).
+    def vertical(self, v):
+        """The vertical stack's pre-gate features `[B, H, W, 2 * filters]` of its input
+        `v` (each position sees `kernel_size // 2` rows above and its own row)."""
         r = self.kernel_size // 2
-        v_feat = apply_built(self.v_conv, ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
+        return apply_built(self.v_conv, ops.pad(v, [[0, 0], [r, 0], [r, r], [0, 0]]))
+
+    def vertical_output(self, v_feat, condition=None):
+        """The vertical stack's output (the next layer's `v`) from its features."""
+        return gated_activation(_conditioned(v_feat, condition))
+
+    def to_horizontal(self, v_feat_above):
+        """What the horizontal stack adds at each position from the vertical features
+        of the row above it (`v_feat` shifted down one row; zeros above the first)."""
+        return apply_built(self.v_to_h, v_feat_above)
+
+    def horizontal(self, h, from_above, condition=None):
+        """The horizontal stack's output `[B, H, W, filters]` from its input `h` (each
+        position sees its row left of it, or up to it for mask 'B') and
+        :meth:`to_horizontal`'s term for the same positions."""
+        r = self.kernel_size // 2
         h_src = _shift(h, 2) if self.mask_type == "A" else h
         h_feat = apply_built(self.h_conv, ops.pad(h_src, [[0, 0], [0, 0], [r, 0], [0, 0]]))
-        h_feat = h_feat + apply_built(self.v_to_h, _shift(v_feat, 1))
-        if condition is not None:
-            bias = ops.cast(condition, v_feat.dtype)[:, None, None, :]
-            v_feat, h_feat = v_feat + bias, h_feat + bias
-        h_new = apply_built(self.h_out, gated_activation(h_feat))
-        if self.mask_type == "B":
-            h_new = h_new + h
-        return [gated_activation(v_feat), h_new]
+        h_new = apply_built(self.h_out, gated_activation(_conditioned(h_feat + from_above,
+                                                                     condition)))
+        return h_new + h if self.mask_type == "B" else h_new
 
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape[1] if isinstance(input_shape[0], (list, tuple)) else input_shape)

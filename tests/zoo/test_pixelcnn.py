@@ -41,9 +41,10 @@ def test_logits_never_see_the_current_or_later_codes():
 @pytest.mark.parametrize("num_layers, rows", [(1, 6), (3, 5)])
 def test_each_codes_logits_depend_on_its_context_window_alone(num_layers, rows):
     """Which codes move the logits at a position (by perturbation, as numbers) is exactly
-    the ``context`` sampling's window claims; and the window's logits equal the whole
-    map's at every position. With 1 layer the window (3 x 4 of 6 x 8) is smaller than
-    the map both ways; with 3 layers it is the map's 5 rows by 8 columns."""
+    the ``context`` sampling relies on; and the logits sampling computes (the vertical
+    stacks over the rows above, then the horizontal stacks over the columns to the left)
+    equal the whole map's at every position. With 1 layer the windows (2 rows, 3
+    columns of 6 x 8) are smaller than the map; with 3 layers, 4 of its 5 rows."""
     prior = _prior(num_layers=num_layers)
     cols = 8
     above, left, right = prior.context
@@ -63,17 +64,20 @@ def test_each_codes_logits_depend_on_its_context_window_alone(num_layers, rows):
     claimed[max(i - above, 0):i, max(j - left + 1, 0):j + right + 1] = True
     claimed[i, max(j - left, 0):j] = True
     np.testing.assert_array_equal(moved, claimed)
-    for p in range(rows * cols):
-        np.testing.assert_allclose(ops.convert_to_numpy(prior.window_logits(codes, p)),
-                                   full[:, p // cols, p % cols], atol=2e-5)
+    for row in range(rows):
+        above = prior.rows_above(codes, row)
+        for col in range(cols):
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(prior.logits_at(codes[:, row], col, above)),
+                full[:, row, col], atol=2e-5)
 
 
 @pytest.mark.parametrize("num_layers, rows", [(3, 3), (2, 7)])
 def test_sampling_equals_rerunning_the_whole_network_per_code(num_layers, rows):
     """The seed fixes the Gumbel noise; re-running the whole network over the whole map
     for every code (the keras.io example's sampler) with that noise must draw the same
-    codes (each step runs the network over a window of the map only: with 3 layers it is
-    3 x 8 of a 3 x 8 map, with 2 layers 4 x 6 of a 7 x 8 map)."""
+    codes (a row's vertical stacks see at most 3 rows above it with 2 layers, and a
+    code's horizontal stacks 4 columns: the 7 x 8 map needs both windows moved)."""
     prior = _prior(num_layers=num_layers)
     num, cols, k, temperature = 2, 8, 32, 0.7
     codes = ops.convert_to_numpy(prior.sample_codes(num, rows, seed=5, temperature=temperature))

@@ -95,8 +95,7 @@ class PixelCNNPrior(CodePrior):
     def _features(self, codes, labels):
         """The gated stacks' causal output ``[B, rows, columns, filters]``."""
         h = _lookup(self.embedding, codes)
-        conditions = ([_lookup(emb, labels) for emb in self.label_embeddings] if self.domains
-                      else [None] * self.num_layers)
+        conditions = self._conditions(labels)
         v, h = self.stacks[0].call(h, condition=conditions[0])
         for stack, condition in zip(self.stacks[1:], conditions[1:]):
             v, h = stack.call([v, h], condition=condition)
@@ -127,58 +126,87 @@ class PixelCNNPrior(CodePrior):
         reach = self.num_layers * (self.kernel_size // 2)
         return reach + 1, reach + 1, reach
 
-    def window_logits(self, codes, position, labels=None):
-        """Logits ``[B, K]`` at raster ``position`` (an int or 0-d int32 tensor) of code
-        maps ``[B, rows, columns]``, equal to ``logits(codes)[:, i, j]`` but computed over
-        the position's window only: its :attr:`context` (rows above by columns left and
-        right, moved inside the map at its edges). This is what a sampling step runs."""
+    def _conditions(self, labels):
+        return ([_lookup(emb, labels) for emb in self.label_embeddings] if self.domains
+                else [None] * self.num_layers)
+
+    def rows_above(self, codes, row, labels=None):
+        """What each gated layer's horizontal stack reads from the rows above ``row``
+        (an int or 0-d int32 tensor) of code maps ``[B, rows, columns]``: per layer,
+        ``[B, 1, columns, 2 * filters]``. Only the vertical stacks' window of rows above
+        (``context[0]`` rows, moved inside the map at its top) is computed: a sampler
+        runs this once per row, then :meth:`logits_at` once per code."""
         num, rows, columns = (int(d) for d in codes.shape)
-        above, left_reach, right_reach = self.context
-        height = min(rows, above + 1)
-        width = min(columns, left_reach + right_reach + 1)
-        position = ops.convert_to_tensor(position, "int32")
-        i, j = position // columns, position % columns
-        top = ops.clip(i - (height - 1), 0, rows - height)
-        left = ops.clip(j - left_reach, 0, columns - width)
-        offsets = ops.reshape(ops.arange(height, dtype="int32")[:, None] * columns
-                              + ops.arange(width, dtype="int32")[None, :], (-1,))
-        seen = ops.take(ops.reshape(codes, (num, rows * columns)),
-                        top * columns + left + offsets, axis=1)
-        h = ops.reshape(self._features(ops.reshape(seen, (num, height, width)), labels),
-                        (num, height * width, self.filters))
-        return self._head(ops.take(h, (i - top) * width + (j - left), axis=1))
+        height = min(rows, self.context[0])
+        row = ops.convert_to_tensor(row, "int32")
+        top = ops.clip(row - height, 0, rows - height)  # the window ends at row - 1
+        seen = ops.take(codes, top + ops.arange(height, dtype="int32"), axis=1)
+        previous = ops.maximum(row - 1 - top, 0)
+        exists = ops.cast(row > 0, self.embedding.embeddings.dtype)  # zeros above row 0
+        v, above = _lookup(self.embedding, seen), []
+        for stack, condition in zip(self.stacks, self._conditions(labels)):
+            v_feat = stack.vertical(v)
+            above.append(stack.to_horizontal(ops.take(v_feat, previous, axis=1)[:, None]
+                                             * exists))
+            v = stack.vertical_output(v_feat, condition)
+        return above
+
+    def logits_at(self, row_codes, column, above, labels=None):
+        """Logits ``[B, K]`` at ``column`` (an int or 0-d int32 tensor) of a row whose
+        codes are ``row_codes`` ``[B, columns]`` (those left of ``column`` count) and
+        whose :meth:`rows_above` are ``above``: equal to ``logits(codes)[:, row,
+        column]``, computed over the row's ``context[1] + 1`` columns up to ``column``
+        (moved inside the row at its left edge) through the horizontal stacks only."""
+        num, columns = (int(d) for d in row_codes.shape)
+        width = min(columns, self.context[1] + 1)
+        column = ops.convert_to_tensor(column, "int32")
+        left = ops.clip(column - (width - 1), 0, columns - width)
+        window = left + ops.arange(width, dtype="int32")
+        h = _lookup(self.embedding, ops.take(row_codes, window, axis=1))[:, None]
+        for stack, from_above, condition in zip(self.stacks, above, self._conditions(labels)):
+            h = stack.horizontal(h, ops.take(from_above, window, axis=2), condition)
+        return self._head(ops.take(h[:, 0], column - left, axis=1))
 
     @inference
     def sample_codes(self, num, rows, seed=0, temperature=None, label=None,
                      compile_steps=None):
-        """Draw code maps ``[num, rows, columns]`` in raster order, one loop
-        (``label``: the domain index of a conditioned prior).
+        """Draw code maps ``[num, rows, columns]`` in raster order, a loop over rows
+        around a loop over the row's codes (``label``: the domain index of a
+        conditioned prior).
 
-        Each step runs the network over the code's window only (:meth:`window_logits`),
-        not over the whole map: the same logits (tested), at a cost that does not grow
-        with the length drawn. ``compile_steps`` (torch; JAX and TF compile the whole
-        loop anyway): each step as one ``torch.compile``d graph
-        (:func:`zoo.engine.step_loop`); ``None`` compiles draws of at least
-        ``COMPILE_STEPS_FROM`` codes."""
+        Per row the vertical stacks run once over the rows above (:meth:`rows_above`),
+        and per code the horizontal stacks over the columns to its left
+        (:meth:`logits_at`), never the whole network over the whole map: the same
+        logits (tested), at a cost per code that does not grow with the length drawn.
+        ``compile_steps`` (torch; JAX and TF compile the whole loop anyway): each code's
+        step as one ``torch.compile``d graph (:func:`zoo.engine.step_loop`); ``None``
+        compiles draws of at least ``COMPILE_STEPS_FROM`` codes."""
         columns = self.vqvae.frontend.n_mels // self.vqvae.downsampling
-        positions = rows * columns
         temperature = float(temperature or self.temperature)
         if compile_steps is None:
-            compile_steps = num * positions >= self.COMPILE_STEPS_FROM
-        gumbel = gumbel_noise((num, positions, self.num_codes), seed)
+            compile_steps = num * rows * columns >= self.COMPILE_STEPS_FROM
+        gumbel = ops.reshape(gumbel_noise((num, rows * columns, self.num_codes), seed),
+                             (num, rows, columns, self.num_codes))
         labels = self.label_array(None if label is None else ops.full((num,), label, "int32"),
                                   num)
 
-        def draw(p, flat):
-            logits = self.window_logits(ops.reshape(flat, (num, rows, columns)), p, labels)
-            scores = logits / temperature + ops.take(gumbel, p, axis=1)
-            new = ops.cast(ops.argmax(scores, axis=-1), "int32")
-            return ops.where((ops.arange(positions, dtype="int32") == p)[None, :],
-                             new[:, None], flat)
+        def draw_row(i, maps):
+            above = self.rows_above(maps, i, labels)
+            noise = ops.take(gumbel, i, axis=1)
 
-        flat = step_loop(0, positions, draw, ops.zeros((num, positions), "int32"),
-                         compile_steps)
-        return ops.reshape(flat, (num, rows, columns))
+            def draw(j, row):
+                scores = (self.logits_at(row, j, above, labels) / temperature
+                          + ops.take(noise, j, axis=1))
+                new = ops.cast(ops.argmax(scores, axis=-1), "int32")
+                return ops.where((ops.arange(columns, dtype="int32") == j)[None, :],
+                                 new[:, None], row)
+
+            row = step_loop(0, columns, draw, ops.zeros((num, columns), "int32"),
+                            compile_steps)
+            return ops.where((ops.arange(rows, dtype="int32") == i)[None, :, None],
+                             row[:, None, :], maps)
+
+        return ops.fori_loop(0, rows, draw_row, ops.zeros((num, rows, columns), "int32"))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers,
