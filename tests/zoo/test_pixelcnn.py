@@ -1,7 +1,8 @@
-"""The PixelCNN prior: causal in raster order (by perturbation), the compiled sampling
-loop (over a window of the map per code) draws exactly what re-running the network over
-the whole map per code draws, it learns codes better
-than their unigram distribution, its VQ-VAE stays frozen, and it needs a VQ-VAE."""
+"""The PixelCNN prior: causal in raster order (by perturbation), each logit sees exactly
+its claimed context, the compiled sampling loop (vertical stacks once per row, horizontal
+stacks per code) draws exactly what re-running the whole network over the whole map per
+code draws, it learns codes better than their unigram distribution, its VQ-VAE stays
+frozen, and it needs a VQ-VAE."""
 import keras
 import numpy as np
 import pytest
@@ -99,8 +100,9 @@ def test_sampling_equals_rerunning_the_whole_network_per_code(num_layers, rows):
 def test_compiled_steps_draw_the_codes_eager_steps_draw():
     """``compile_steps`` (each step one ``torch.compile``d graph on torch; JAX and TF
     compile the whole loop anyway) draws exactly the eager loop's codes, for two seeds;
-    on torch dynamo builds one graph for all 2 x 35 steps (the index is a tensor, and the
-    network is applied through its weights, with no layer calls to break the graph)."""
+    on torch dynamo builds one graph for all 2 x 40 steps of the 5 rows' loops (the index
+    is a tensor, and the network is applied through its weights, with no layer calls to
+    break the graph)."""
     prior = _prior(num_layers=2)
     graphs = dynamo_graphs()
     for seed in (4, 5):
