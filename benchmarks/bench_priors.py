@@ -13,10 +13,11 @@ them) over untrained default VQ-VAEs; codes per second (batch 4 counts 4 sequenc
   also the cached sampler with ``torch.compile``d steps against its eager steps, with
   the first call's time (the compilation);
 * ``pixelcnn``: the compiled raster loop (per row the vertical stacks over the rows
-  above, per code the horizontal stacks over the columns to its left) against the keras.io VQ-VAE example's sampler (a Python loop calling
-  the network on the whole map once per code and sampling on the host; timed over the
-  map's first two rows, as its cost per code does not depend on the position); on torch
-  also the loop with ``torch.compile``d steps against its eager steps.
+  above, per code the horizontal stacks over the columns to its left) against the
+  keras.io VQ-VAE example's sampler (a Python loop calling the network on the whole map
+  once per code and sampling on the host; timed over the map's first two rows, as its
+  cost per code does not depend on the position); on torch also the loop with
+  ``torch.compile``d steps against its eager steps.
 
 Records go to ``benchmarks/results/priors_<backend>.json``.
 """
@@ -67,6 +68,19 @@ def keras_io_pixelcnn_sampler(prior, num, rows, limit=None):
     return codes
 
 
+def compiled_steps_record(name, prior, draw, codes, eager_seconds, runs, settings):
+    """Torch: a prior's draw with ``torch.compile``d steps against the same draw's eager
+    steps (``eager_seconds``), with the first call's time (the compilation)."""
+    t0 = time.perf_counter()
+    block(draw())
+    first = time.perf_counter() - t0
+    stepped = median_time(lambda: block(draw()), runs)
+    return record(name, codes / stepped, "codes/s", reference=codes / eager_seconds,
+                  reference_name=f"the same loop, eager steps (the default below "
+                                 f"{prior.COMPILE_STEPS_FROM} codes)",
+                  settings={**settings, "first_call_seconds": round(first, 2)})
+
+
 def run(quick=False, runs=None):
     runs = runs or (1 if quick else 3)
     records = []
@@ -84,17 +98,10 @@ def run(quick=False, runs=None):
                               reference_name="naive re-running sampling (compiled)",
                               settings=settings))
         if BACKEND == "torch":  # JAX and TF compile the whole loop anyway
-            t0 = time.perf_counter()
-            block(wavenet.sample_codes(num, steps, seed=0, compile_steps=True))
-            first = time.perf_counter() - t0
-            stepped = median_time(lambda: block(wavenet.sample_codes(num, steps, seed=0,
-                                                                     compile_steps=True)), runs)
-            records.append(record(
-                "wavenet prior: cached sampling, torch.compile'd steps", num * steps / stepped,
-                "codes/s", reference=num * steps / cached,
-                reference_name=f"the same cached loop, eager steps (the default below "
-                               f"{wavenet.COMPILE_STEPS_FROM} codes)",
-                settings={**settings, "first_call_seconds": round(first, 2)}))
+            records.append(compiled_steps_record(
+                "wavenet prior: cached sampling, torch.compile'd steps", wavenet,
+                lambda: wavenet.sample_codes(num, steps, seed=0, compile_steps=True),
+                num * steps, cached, runs, settings))
 
         pixelcnn = _prior("pixelcnn")
         pixelcnn.build()
@@ -116,17 +123,10 @@ def run(quick=False, runs=None):
                                              "the whole map",
                               settings=settings))
         if BACKEND == "torch":
-            t0 = time.perf_counter()
-            block(pixelcnn.sample_codes(num, rows, seed=0, compile_steps=True))
-            first = time.perf_counter() - t0
-            stepped = median_time(lambda: block(pixelcnn.sample_codes(
-                num, rows, seed=0, compile_steps=True)), runs)
-            records.append(record(
-                "pixelcnn prior: raster loop, rows above kept, torch.compile'd steps", codes / stepped,
-                "codes/s", reference=codes / kept,
-                reference_name=f"the same loop, eager steps (the default below "
-                               f"{pixelcnn.COMPILE_STEPS_FROM} codes)",
-                settings={**settings, "first_call_seconds": round(first, 2)}))
+            records.append(compiled_steps_record(
+                "pixelcnn prior: raster loop, rows above kept, torch.compile'd steps", pixelcnn,
+                lambda: pixelcnn.sample_codes(num, rows, seed=0, compile_steps=True),
+                codes, kept, runs, settings))
     return records
 
 

@@ -596,7 +596,7 @@ def build_parser():
                    "(default: its first)")
     p.add_argument("--compile-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="pixelcnn and wavenet on torch: compile the sampling step with "
-                   "torch.compile (about 15-20 s once, then 1.5x (pixelcnn) to 4-6x "
+                   "torch.compile (about 11-17 s once, then about 4x (pixelcnn) or 6-8x "
                    "(wavenet) faster per code; default: only for draws long enough to "
                    "repay it, 16384 (pixelcnn) or 32768 (wavenet) codes; JAX and TF always "
                    "compile the whole loop)")

@@ -102,7 +102,7 @@ class WaveNetPrior(CodePrior):
         ``compile_steps`` (torch; JAX and TF compile the whole loop anyway): run each step
         as one ``torch.compile``d graph (:func:`zoo.engine.step_loop`). ``None`` compiles
         draws of at least ``COMPILE_STEPS_FROM`` codes, where the compilation (about
-        20 s on 2 CPU cores) is repaid (6.5x eager per step)."""
+        12-17 s on 2 CPU cores) is repaid (5.7-8.3x eager per step)."""
         temperature = float(temperature or self.temperature)
         if compile_steps is None:
             compile_steps = num * steps >= self.COMPILE_STEPS_FROM
