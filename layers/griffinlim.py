@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["istft", "griffin_lim", "GriffinLim", "mel_to_linear", "hann_window",
+__all__ = ["istft", "griffin_lim", "GriffinLim", "ISTFTHead", "mel_to_linear", "hann_window",
            "invert_mel_by_gradient"]
 
 
@@ -165,6 +165,70 @@ class GriffinLim(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_fft": self.n_fft, "hop_length": self.hop_length,
                 "n_iter": self.n_iter, "momentum": self.momentum}
+
+
+@keras.saving.register_keras_serializable(package="layers")
+class ISTFTHead(keras.layers.Layer):
+    """Features at the frame rate -> waveform through a predicted STFT (Vocos's head,
+    Siuzdak 2023): a 1x1 projection to ``n_fft // 2 + 1`` log-magnitudes ``m`` and as
+    many phases ``p`` per frame, then :func:`istft` of ``exp(min(m, log(max_magnitude)))
+    * e^{i p}``. No upsampling layers: one frame per input step, ``hop_length`` samples
+    each, so a decoder can stay at its code rate.
+
+    Args:
+        n_fft: FFT size of the synthesis (a multiple of ``hop_length``; Vocos uses 4x).
+        hop_length: samples per input step.
+        max_magnitude: ceiling of the magnitudes (Vocos: 100), which keeps an
+            untrained head from exploding.
+        **kwargs: base ``Layer`` arguments.
+
+    Call arguments:
+        inputs: ``[batch, frames, channels]``.
+        length: output samples (default ``frames * hop_length``).
+
+    Returns:
+        Waveforms ``[batch, length]``.
+
+    Example:
+    >>> ISTFTHead(256, 64)(ops.ones((1, 10, 32))).shape
+    (1, 640)
+    """
+
+    def __init__(self, n_fft=256, hop_length=64, max_magnitude=100.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_fft, self.hop_length = int(n_fft), int(hop_length)
+        if self.n_fft < 1 or self.hop_length < 1 or self.n_fft % self.hop_length:
+            raise ValueError(f"ISTFTHead needs n_fft ({n_fft}) to be a positive multiple of "
+                             f"hop_length ({hop_length})")
+        self.max_magnitude = float(max_magnitude)
+        self.bins = self.n_fft // 2 + 1
+        self.projection = keras.layers.Dense(2 * self.bins, name="projection",
+                                             dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.projection.build(input_shape)
+
+    def spectrum(self, inputs):
+        """``(real, imag)`` of the predicted STFT, each ``[batch, frames, bins]``."""
+        out = ops.cast(self.projection(inputs), "float32")
+        log_magnitude = ops.minimum(out[..., : self.bins], float(np.log(self.max_magnitude)))
+        magnitude, phase = ops.exp(log_magnitude), out[..., self.bins:]
+        return magnitude * ops.cos(phase), magnitude * ops.sin(phase)
+
+    def call(self, inputs, length=None):
+        if length is None:
+            frames = inputs.shape[1]
+            length = (frames if frames is not None else ops.shape(inputs)[1]) * self.hop_length
+        real, imag = self.spectrum(inputs)
+        return istft(real, imag, self.n_fft, self.hop_length, length=length)
+
+    def compute_output_shape(self, input_shape):
+        frames = input_shape[1]
+        return (input_shape[0], None if frames is None else frames * self.hop_length)
+
+    def get_config(self):
+        return {**super().get_config(), "n_fft": self.n_fft, "hop_length": self.hop_length,
+                "max_magnitude": self.max_magnitude}
 
 
 def mel_to_linear(mel, mel_scale, method="pinv"):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from layers import GriffinLim, MelScale, griffin_lim, istft, mel_to_linear, stft_magnitude
+from layers import (GriffinLim, ISTFTHead, MelScale, griffin_lim, istft, mel_to_linear,
+                    stft_magnitude)
 
 SR = 16000
 
@@ -30,6 +31,36 @@ def test_istft_inverts_stft_exactly_including_edges(n_fft, hop):
 def test_istft_rejects_hop_not_dividing_nfft():
     with pytest.raises(ValueError, match="multiple"):
         istft(np.zeros((1, 3, 257), "float32"), np.zeros((1, 3, 257), "float32"), 512, 100)
+
+
+def test_istft_head_is_librosa_istft_of_its_projected_spectrum():
+    # The projection is set to the identity, so the inputs are the head's raw outputs
+    # (log-magnitudes, then phases); the waveform must be librosa's inverse STFT
+    # (periodic Hann, centred) of exp(log-magnitude) * e^{i phase}.
+    n_fft, hop, frames = 256, 64, 12
+    bins = n_fft // 2 + 1
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2, frames, 2 * bins)).astype("float32")
+    features[..., :bins] = np.minimum(features[..., :bins], 3.0) - 2.0
+    head = ISTFTHead(n_fft, hop)
+    head.build((None, frames, 2 * bins))
+    head.projection.set_weights([np.eye(2 * bins, dtype="float32"),
+                                 np.zeros(2 * bins, "float32")])
+    out = ops.convert_to_numpy(head(features))
+    assert out.shape == (2, frames * hop)
+    spectrum = np.exp(features[..., :bins]) * np.exp(1j * features[..., bins:])
+    ref = np.stack([librosa.istft(s.T, hop_length=hop, n_fft=n_fft, window="hann",
+                                  center=True, length=frames * hop) for s in spectrum])
+    np.testing.assert_allclose(out, ref, atol=2e-4 * np.abs(ref).max())
+    # the magnitude ceiling: a huge log-magnitude is clipped to log(max_magnitude)
+    loud = features.copy()
+    loud[..., :bins] = 50.0
+    real, imag = head.spectrum(loud)
+    np.testing.assert_allclose(np.hypot(ops.convert_to_numpy(real), ops.convert_to_numpy(imag)),
+                               100.0, rtol=1e-4)
+    assert ISTFTHead.from_config(head.get_config()).get_config() == head.get_config()
+    with pytest.raises(ValueError, match="multiple of hop_length"):
+        ISTFTHead(250, 64)
 
 
 def test_griffin_lim_matches_librosa_quality():

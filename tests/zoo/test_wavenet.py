@@ -4,6 +4,7 @@ learns codes better than their unigram with its VQ-VAE frozen, and the waveform 
 codes round-trip and its loss falls."""
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 import zoo
@@ -86,3 +87,38 @@ def test_waveform_vqvae_codes_round_trip_and_its_loss_falls(tmp_path):
                                                        "learning_rate": 2e-3}})
     loss = result.history["reconstruction"]
     assert loss[-1] < 0.8 * loss[0], loss
+
+
+def test_waveform_vqvae_decoders_and_checkpoints_from_before_the_istft_head(tmp_path):
+    """The default decoder ends in an inverse-STFT head at the code rate (one frame of
+    ``4 x hop`` bins per code); a config naming no decoder (checkpoints from before it)
+    builds the transposed stack, which then reproduces that model's output exactly; a
+    bad decoder or FFT size is a one-line error naming the argument."""
+    from layers import ISTFTHead
+    from zoo.models.vqvae import WaveformVQVAE
+
+    x = np.random.default_rng(1).standard_normal((2, 2000)).astype("float32") * 0.1
+    model = zoo.load("vqvae_waveform", **VQ)
+    head = model.decoder.layers[-1]
+    assert isinstance(head, ISTFTHead) and (head.n_fft, head.hop_length) == (256, 64)
+    assert ops.convert_to_numpy(model.reconstruct(x)).shape == (2, 2000)
+    old = zoo.load("vqvae_waveform", **VQ, decoder="transposed")
+    config = old.get_config()
+    for key in ("decoder", "decoder_channels", "istft_fft"):
+        config.pop(key)
+    clone = WaveformVQVAE.from_config(config)
+    assert clone.decoder_kind == "transposed"
+    clone.build()
+    clone.set_weights(old.get_weights())
+    np.testing.assert_array_equal(ops.convert_to_numpy(clone.reconstruct(x)),
+                                  ops.convert_to_numpy(old.reconstruct(x)))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.decoder_kind == "istft"
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded.reconstruct(x)),
+                               ops.convert_to_numpy(model.reconstruct(x)), atol=1e-6)
+    for bad, match in (({"decoder": "wavenet"}, "decoder must be one of"),
+                       ({"istft_fft": 200}, r"istft_fft \(200\) must be a multiple")):
+        with pytest.raises(Exception, match=match):
+            zoo.load("vqvae_waveform", **VQ, **bad)
