@@ -124,3 +124,39 @@ def test_waveform_vqvae_decoders_and_checkpoints_from_before_the_istft_head(tmp_
                        ({"istft_fft": 200}, r"istft_fft \(200\) must be a multiple")):
         with pytest.raises(Exception, match=match):
             zoo.load("vqvae_waveform", **VQ, **bad)
+
+
+def test_harmonic_decoder_parts_pitch_target_and_round_trip(tmp_path):
+    """``decoder="harmonic"``: the waveform is the oscillator bank's part plus the noise
+    head's, ``f0`` stays in ``f0_range``, the pitch target is librosa's YIN at the code
+    rate, a ``.keras`` round trip decodes the same, bad arguments are one-line errors."""
+    import librosa
+
+    model = zoo.load("vqvae_waveform", **VQ, decoder="harmonic", num_harmonics=16,
+                     f0_range=(60.0, 900.0))
+    x = np.random.default_rng(2).standard_normal((2, 2048)).astype("float32") * 0.1
+    parts = {k: ops.convert_to_numpy(v) for k, v in model.decode_parts(model.encode(x)).items()}
+    waveform, f0, harmonic, noise = (parts[k] for k in ("waveform", "f0", "harmonic", "noise"))
+    assert waveform.shape == harmonic.shape == noise.shape == (2, 2048) and f0.shape == (2, 32)
+    np.testing.assert_allclose(waveform, harmonic + noise, atol=1e-5)
+    assert f0.min() >= 60.0 - 1e-3 and f0.max() <= 900.0 + 1e-3
+    np.testing.assert_allclose(waveform, ops.convert_to_numpy(model.reconstruct(x)), atol=1e-5)
+    t = np.arange(8192) / 16000
+    tone = (np.sin(2 * np.pi * 330 * t) + 0.3 * np.sin(2 * np.pi * 660 * t)).astype("float32")
+    target, voiced = (ops.convert_to_numpy(a)[0] for a in model.pitch_target(tone[None]))
+    frame = 64 * int(np.ceil(3 * 16000 / 60.0 / 64))
+    ref = librosa.yin(tone, fmin=60.0, fmax=900.0, sr=16000, frame_length=frame, hop_length=64)
+    np.testing.assert_allclose(target, ref, rtol=1e-4)
+    assert voiced[10:-10].min() == 1.0
+    path = tmp_path / "h.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.decoder_kind == "harmonic" and loaded.num_harmonics == 16
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded.reconstruct(x)),
+                               ops.convert_to_numpy(model.reconstruct(x)), atol=1e-5)
+    for bad, match in (({"f0_range": (500.0, 100.0)}, "f0_range must be"),
+                       ({"num_harmonics": 0}, "num_harmonics")):
+        with pytest.raises(Exception, match=match):
+            zoo.load("vqvae_waveform", **VQ, decoder="harmonic", **bad)
+    with pytest.raises(Exception, match="decoder='harmonic'"):
+        zoo.load("vqvae_waveform", **VQ).decode_parts(np.zeros((1, 4), "int32"))

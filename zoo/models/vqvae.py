@@ -34,8 +34,9 @@ import keras
 from keras import layers as kl
 from keras import ops
 
-from layers import (ISTFTHead, ResidualBlock1D, ResidualVectorQuantizer, VectorQuantizer,
-                    code_statistics, multiscale_spectral_distance)
+from layers import (HarmonicSynth, ISTFTHead, ResidualBlock1D, ResidualVectorQuantizer,
+                    VectorQuantizer, code_statistics, exp_sigmoid, multiscale_spectral_distance,
+                    yin)
 from zoo.engine import (Capability, ServingInput, ZooModel, check_positive, inference,
                         replica_loss)
 from zoo.models.chunking import pad_to_length, pad_to_multiple
@@ -185,13 +186,24 @@ class VectorQuantisedAutoencoder(ZooModel):
 class WaveformVQVAE(VectorQuantisedAutoencoder):
     """VQ-VAE from waveform to a 1-D code sequence and back (no inversion step).
 
-    Two decoders:
+    Three decoders:
 
-    * ``"istft"`` (default): a 7-wide convolution, dilated residual units (dilations
-      1, 3, 9) and a :class:`layers.ISTFTHead`, all at the code rate: each code's
-      frame predicts one STFT frame (``istft_fft`` bins, hop = samples per code).
-      Measured on ``builtin:timbre``, it learns far faster than the transposed stack,
-      which must build every sample and its high-frequency floor with convolutions;
+    * ``"istft"`` (default): a 7-wide convolution, dilated residual units
+      (``decoder_dilations``) and a :class:`layers.ISTFTHead`, all at the code rate:
+      each code's frame predicts one STFT frame (``istft_fft`` bins, hop = samples per
+      code). Measured on ``builtin:timbre``, it learns far faster than the transposed
+      stack, which must build every sample and its high-frequency floor with
+      convolutions, but it has to invent every frame's phases, and tones come out
+      smeared where those do not advance coherently from frame to frame;
+    * ``"harmonic"``: the same trunk, ending in a harmonic-plus-noise head (DDSP):
+      per code frame a fundamental ``f0`` and ``num_harmonics`` amplitudes drive a
+      :class:`layers.HarmonicSynth` (phases integrated sample by sample, so coherent
+      by construction), and an :class:`layers.ISTFTHead` adds the noise and whatever
+      is not harmonic. The ``f0`` head learns from YIN's pitch of the input
+      (:func:`layers.yin`, on frames YIN finds periodic, weighted by ``f0_weight``,
+      in octaves) rather than through the spectral loss, whose gradient with respect
+      to a frequency is of little use; logged as ``f0_error`` (cents). For
+      monophonic pitched audio (instruments, voices);
     * ``"transposed"``: the encoder mirrored with transposed convolutions to the
       sample rate and a tanh output (the layout of earlier checkpoints, which load as
       such when their config names no decoder).
@@ -201,9 +213,14 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         channels: the encoder's convolution width (and the transposed decoder's).
         strides: the encoder's stride per stage (the product is the samples per code).
         scales: FFT sizes of the multiscale spectral loss.
-        decoder: ``"istft"`` or ``"transposed"``.
-        decoder_channels: width of the ``"istft"`` decoder (default ``channels``).
-        istft_fft: FFT size of the ``"istft"`` head (default 4 x samples per code).
+        decoder: ``"istft"``, ``"harmonic"`` or ``"transposed"``.
+        decoder_channels: width of the ``"istft"`` / ``"harmonic"`` decoder (default
+            ``channels``).
+        istft_fft: FFT size of their inverse-STFT head (default 4 x samples per code).
+        decoder_dilations: dilations of the residual units of that trunk.
+        num_harmonics: harmonics of the ``"harmonic"`` decoder's oscillator bank.
+        f0_range: ``(fmin, fmax)`` in Hz of its ``f0`` head and of the YIN target.
+        f0_weight: weight of the ``f0`` loss (absolute log2 error, octaves).
         code_dim, num_codes, num_quantizers, beta, use_ema, ema_decay,
             dead_code_threshold, kmeans_init, seed: the codebook (see
             :class:`VectorQuantisedAutoencoder`).
@@ -214,11 +231,16 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
     """
 
     capabilities = {Capability.RECONSTRUCT, Capability.ENCODE, Capability.EXAMPLES}
-    decoders = ("istft", "transposed")
+    decoders = ("istft", "harmonic", "transposed")
+
+    #: YIN's normalised difference below which a frame is taken as periodic (its f0
+    #: then trains the ``"harmonic"`` decoder's pitch head).
+    voicing_threshold = 0.1
 
     def __init__(self, sample_rate=16000, channels=64, strides=(4, 4, 4),
                  scales=(2048, 1024, 512, 256, 128), decoder="istft", decoder_channels=None,
-                 istft_fft=None, **kwargs):
+                 istft_fft=None, decoder_dilations=(1, 3, 9), num_harmonics=64,
+                 f0_range=(50.0, 1000.0), f0_weight=10.0, **kwargs):
         super().__init__(**kwargs)
         check_positive(sample_rate=sample_rate, channels=channels)
         if not strides or any(int(s) < 1 for s in strides) or not scales:
@@ -232,7 +254,17 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         self.decoder_kind = decoder
         self.decoder_channels = int(decoder_channels or self.channels)
         self.istft_fft = int(istft_fft or 4 * self.hop)
-        check_positive(decoder_channels=self.decoder_channels, istft_fft=self.istft_fft)
+        self.decoder_dilations = [int(d) for d in decoder_dilations]
+        self.num_harmonics, self.f0_weight = int(num_harmonics), float(f0_weight)
+        self.f0_range = [float(f) for f in f0_range]
+        check_positive(decoder_channels=self.decoder_channels, istft_fft=self.istft_fft,
+                       num_harmonics=self.num_harmonics)
+        if len(self.f0_range) != 2 or not 0 < self.f0_range[0] < self.f0_range[1] <= sample_rate / 2:
+            raise ValueError(f"f0_range must be (fmin, fmax) with 0 < fmin < fmax <= "
+                             f"sample_rate / 2, got {f0_range}")
+        if self.f0_weight < 0 or any(int(d) < 1 for d in self.decoder_dilations):
+            raise ValueError(f"f0_weight must be >= 0 and decoder_dilations positive, got "
+                             f"{f0_weight}, {decoder_dilations}")
         if self.istft_fft % self.hop:
             raise ValueError(f"istft_fft ({self.istft_fft}) must be a multiple of the samples "
                              f"per code ({self.hop})")
@@ -242,15 +274,25 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
             enc += [kl.Conv1D(self.channels, 2 * s, strides=s, padding="same"), act(),
                     kl.Conv1D(self.channels, 3, padding="same"), act()]
         self.encoder = keras.Sequential(enc + [kl.Conv1D(self.code_dim, 1)], name="encoder")
-        self.decoder = (self._istft_decoder() if decoder == "istft" else
-                        self._transposed_decoder())
+        if decoder == "harmonic":
+            self.decoder = keras.Sequential(self._trunk_layers(), name="decoder")
+            self.f0_head = kl.Dense(1, name="f0_head")
+            self.harmonic_head = kl.Dense(1 + self.num_harmonics, name="harmonic_head")
+            self.synth = HarmonicSynth(self.sample_rate, self.hop, name="synth")
+            self.noise_head = ISTFTHead(self.istft_fft, self.hop, name="noise_head")
+            self.f0_tracker = keras.metrics.Mean(name="f0_error")
+        elif decoder == "istft":
+            self.decoder = keras.Sequential(
+                self._trunk_layers() + [ISTFTHead(self.istft_fft, self.hop)], name="decoder")
+        else:
+            self.decoder = self._transposed_decoder()
 
-    def _istft_decoder(self):
-        width = self.decoder_channels
-        stack = [kl.Conv1D(width, 7, padding="same")]
-        stack += [ResidualBlock1D(3, dilation_rate=d) for d in (1, 3, 9)]
-        head = ISTFTHead(self.istft_fft, self.hop)
-        return keras.Sequential(stack + [kl.LeakyReLU(0.2), head], name="decoder")
+    def _trunk_layers(self):
+        """Code vectors -> features at the code rate: a 7-wide convolution and the
+        dilated residual units (the ``"istft"`` and ``"harmonic"`` decoders' trunk)."""
+        stack = [kl.Conv1D(self.decoder_channels, 7, padding="same")]
+        stack += [ResidualBlock1D(3, dilation_rate=d) for d in self.decoder_dilations]
+        return stack + [kl.LeakyReLU(0.2)]
 
     def _transposed_decoder(self):
         act = (lambda: kl.LeakyReLU(0.2))
@@ -281,8 +323,32 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
 
     def decode_vectors(self, vectors):
         """Code vectors ``[B, T', D]`` -> waveforms ``[B, T' * hop]``."""
+        if self.decoder_kind == "harmonic":
+            return self._harmonic_parts(vectors)[0]
         out = self.decoder(vectors)
         return out if self.decoder_kind == "istft" else out[..., 0]
+
+    def _harmonic_parts(self, vectors):
+        """Code vectors -> ``(waveform, f0 [B, T'] in Hz, harmonic part, noise part)``."""
+        features = self.decoder(vectors)
+        fmin, fmax = self.f0_range
+        f0 = fmin * ops.exp(ops.sigmoid(self.f0_head(features)[..., 0]) * math.log(fmax / fmin))
+        controls = self.harmonic_head(features)
+        amplitudes = (exp_sigmoid(controls[..., :1])
+                      * ops.softmax(controls[..., 1:], axis=-1))
+        harmonic = self.synth(ops.stop_gradient(f0), amplitudes)
+        noise = self.noise_head(features)
+        return harmonic + noise, f0, harmonic, noise
+
+    def pitch_target(self, waveform):
+        """YIN's f0 of ``waveform`` (Hz), one frame per code centred on its start, and
+        where it is periodic (float mask): the ``"harmonic"`` decoder's pitch target.
+        The analysis frame spans at least three periods of ``fmin``."""
+        fmin, fmax = self.f0_range
+        frame = self.hop * math.ceil(3 * self.sample_rate / fmin / self.hop)
+        f0, aperiodicity = yin(waveform, self.sample_rate, fmin, fmax, frame_length=frame,
+                               hop_length=self.hop)
+        return f0, ops.cast(aperiodicity < self.voicing_threshold, "float32")
 
     @inference
     def encode(self, waveform):
@@ -297,6 +363,17 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         return out if length is None else pad_to_length(out, int(length))[:, : int(length)]
 
     @inference
+    def decode_parts(self, codes, levels=None):
+        """``"harmonic"`` decoder: integer codes -> ``{"waveform", "f0" (Hz, one per
+        code), "harmonic", "noise"}``: what the oscillator bank and the noise head
+        each made, and the pitch the bank followed."""
+        if self.decoder_kind != "harmonic":
+            raise ValueError(f"decode_parts needs decoder='harmonic', this model's is "
+                             f"{self.decoder_kind!r}")
+        parts = self._harmonic_parts(self.lookup(codes, levels))
+        return dict(zip(("waveform", "f0", "harmonic", "noise"), parts))
+
+    @inference
     def reconstruct(self, waveform, levels=None):
         """Waveforms -> waveforms of the same length, through the codes."""
         waveform = ops.convert_to_tensor(waveform, "float32")
@@ -308,6 +385,10 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         waveform = ops.convert_to_tensor(inputs, "float32")
         quantized, codes = self.quantizer(self.encode_waveform(waveform), training=training)
         length = waveform.shape[1] or ops.shape(waveform)[1]
+        if self.decoder_kind == "harmonic":
+            decoded, f0 = self._harmonic_parts(quantized)[:2]
+            return {"waveform": waveform, "decoded": decoded[:, :length], "codes": codes,
+                    "f0": f0}
         return {"waveform": waveform, "decoded": self.decode_vectors(quantized)[:, :length],
                 "codes": codes}
 
@@ -316,7 +397,21 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
             y_pred = self(x, training=training)
         reconstruction = multiscale_spectral_distance(y_pred["waveform"], y_pred["decoded"],
                                                       scales=self.scales)
-        return self.quantiser_terms(y_pred, reconstruction, training)
+        loss = self.quantiser_terms(y_pred, reconstruction, training)
+        if self.decoder_kind != "harmonic":
+            return loss
+        return loss + self.f0_weight * self.pitch_loss(y_pred["waveform"], y_pred["f0"])
+
+    def pitch_loss(self, waveform, f0):
+        """Mean absolute log2 error of ``f0`` against YIN's on the periodic frames
+        (octaves, as the replica's loss); logs ``f0_error`` in cents."""
+        target, voiced = self.pitch_target(waveform)
+        frames = f0.shape[1] if f0.shape[1] is not None else ops.shape(f0)[1]  # <= YIN's
+        error = ops.abs(ops.log2(f0) - ops.log2(ops.maximum(target[:, :frames], 1e-3)))
+        voiced = voiced[:, :frames]
+        octaves = ops.sum(error * voiced) / ops.maximum(ops.sum(voiced), 1.0)
+        self.f0_tracker.update_state(1200.0 * octaves)
+        return replica_loss(octaves)
 
     def build(self, input_shape=None):
         self.call(ops.zeros((1, max(self.hop, max(self.scales)))))
@@ -326,7 +421,15 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         return {**super().get_config(), "sample_rate": self.sample_rate,
                 "channels": self.channels, "strides": list(self.strides),
                 "scales": list(self.scales), "decoder": self.decoder_kind,
-                "decoder_channels": self.decoder_channels, "istft_fft": self.istft_fft}
+                "decoder_channels": self.decoder_channels, "istft_fft": self.istft_fft,
+                "decoder_dilations": list(self.decoder_dilations),
+                "num_harmonics": self.num_harmonics, "f0_range": list(self.f0_range),
+                "f0_weight": self.f0_weight}
+
+    @property
+    def metrics(self):
+        extra = [self.f0_tracker] if self.decoder_kind == "harmonic" else []
+        return super().metrics + extra
 
 
 @keras.saving.register_keras_serializable(package="zoo")
