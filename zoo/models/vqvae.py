@@ -221,9 +221,6 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         num_harmonics: harmonics of the ``"harmonic"`` decoder's oscillator bank.
         f0_range: ``(fmin, fmax)`` in Hz of its ``f0`` head and of the YIN target.
         f0_weight: weight of the ``f0`` loss (absolute log2 error, octaves).
-        pitch_features: give the encoder's code projection YIN's pitch (log-f0 scaled
-            to ``f0_range``), voicing and aperiodicity of each code frame beside its
-            convolutional features, so codes can carry the pitch from the start.
         code_dim, num_codes, num_quantizers, beta, use_ema, ema_decay,
             dead_code_threshold, kmeans_init, seed: the codebook (see
             :class:`VectorQuantisedAutoencoder`).
@@ -243,7 +240,7 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
     def __init__(self, sample_rate=16000, channels=64, strides=(4, 4, 4),
                  scales=(2048, 1024, 512, 256, 128), decoder="istft", decoder_channels=None,
                  istft_fft=None, decoder_dilations=(1, 3, 9), num_harmonics=64,
-                 f0_range=(50.0, 1000.0), f0_weight=10.0, pitch_features=False, **kwargs):
+                 f0_range=(50.0, 1000.0), f0_weight=10.0, **kwargs):
         super().__init__(**kwargs)
         check_positive(sample_rate=sample_rate, channels=channels)
         if not strides or any(int(s) < 1 for s in strides) or not scales:
@@ -260,7 +257,6 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         self.decoder_dilations = [int(d) for d in decoder_dilations]
         self.num_harmonics, self.f0_weight = int(num_harmonics), float(f0_weight)
         self.f0_range = [float(f) for f in f0_range]
-        self.pitch_features = bool(pitch_features)
         check_positive(decoder_channels=self.decoder_channels, istft_fft=self.istft_fft,
                        num_harmonics=self.num_harmonics)
         if len(self.f0_range) != 2 or not 0 < self.f0_range[0] < self.f0_range[1] <= sample_rate / 2:
@@ -277,11 +273,7 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         for s in self.strides:
             enc += [kl.Conv1D(self.channels, 2 * s, strides=s, padding="same"), act(),
                     kl.Conv1D(self.channels, 3, padding="same"), act()]
-        if self.pitch_features:  # the projection also takes the pitch features
-            self.encoder = keras.Sequential(enc, name="encoder")
-            self.code_projection = kl.Conv1D(self.code_dim, 1, name="code_projection")
-        else:
-            self.encoder = keras.Sequential(enc + [kl.Conv1D(self.code_dim, 1)], name="encoder")
+        self.encoder = keras.Sequential(enc + [kl.Conv1D(self.code_dim, 1)], name="encoder")
         if decoder == "harmonic":
             self.decoder = keras.Sequential(self._trunk_layers(), name="decoder")
             self.f0_head = kl.Dense(1, name="f0_head")
@@ -327,17 +319,7 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
     def encode_waveform(self, waveform):
         """Waveforms ``[B, samples]`` -> continuous codes ``[B, ceil(samples / hop), D]``."""
         padded = pad_to_multiple(ops.convert_to_tensor(waveform, "float32"), self.hop)
-        features = self.encoder(padded[..., None])
-        if not self.pitch_features:
-            return features
-        f0, aperiodicity = self._yin(padded)
-        frames = features.shape[1] if features.shape[1] is not None else ops.shape(features)[1]
-        f0, aperiodicity = f0[:, :frames], ops.minimum(aperiodicity[:, :frames], 1.0)
-        fmin, fmax = self.f0_range
-        pitch = (ops.log2(ops.maximum(f0, fmin)) - math.log2(fmin)) / math.log2(fmax / fmin)
-        voiced = ops.cast(aperiodicity < self.voicing_threshold, "float32")
-        extra = ops.stack([pitch, voiced, aperiodicity], axis=-1)
-        return self.code_projection(ops.concatenate([features, extra], axis=-1))
+        return self.encoder(padded[..., None])
 
     def decode_vectors(self, vectors):
         """Code vectors ``[B, T', D]`` -> waveforms ``[B, T' * hop]``."""
@@ -362,16 +344,11 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
         """YIN's f0 of ``waveform`` (Hz), one frame per code centred on its start, and
         where it is periodic (float mask): the ``"harmonic"`` decoder's pitch target.
         The analysis frame spans at least three periods of ``fmin``."""
-        f0, aperiodicity = self._yin(waveform)
-        return f0, ops.cast(aperiodicity < self.voicing_threshold, "float32")
-
-    def _yin(self, waveform):
-        """YIN's ``(f0, aperiodicity)`` at the code rate, in ``f0_range``, over frames
-        spanning at least three periods of its lowest pitch."""
         fmin, fmax = self.f0_range
         frame = self.hop * math.ceil(3 * self.sample_rate / fmin / self.hop)
-        return yin(waveform, self.sample_rate, fmin, fmax, frame_length=frame,
-                   hop_length=self.hop)
+        f0, aperiodicity = yin(waveform, self.sample_rate, fmin, fmax, frame_length=frame,
+                               hop_length=self.hop)
+        return f0, ops.cast(aperiodicity < self.voicing_threshold, "float32")
 
     @inference
     def encode(self, waveform):
@@ -447,7 +424,7 @@ class WaveformVQVAE(VectorQuantisedAutoencoder):
                 "decoder_channels": self.decoder_channels, "istft_fft": self.istft_fft,
                 "decoder_dilations": list(self.decoder_dilations),
                 "num_harmonics": self.num_harmonics, "f0_range": list(self.f0_range),
-                "f0_weight": self.f0_weight, "pitch_features": self.pitch_features}
+                "f0_weight": self.f0_weight}
 
     @property
     def metrics(self):
