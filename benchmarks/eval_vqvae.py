@@ -25,6 +25,10 @@ and, per variant, the share of codes used on those clips and the code perplexity
 the spectrogram layout also the error of the decoded normalised log-mel features (what
 the model is trained on) beside the time-averaged log-mel's, and the distances of the
 front-end's own inversion of the TRUE features (the ceiling of that layout's audio).
+For the waveform layout's harmonic decoder (``--set 'model_config.decoder="harmonic"'``)
+also the distance of the oscillator bank's part alone and of the noise head's alone, and
+the pitch head's error against YIN's pitch of the clips (cents). A run folder that
+already holds a finished run is evaluated as it is (its own training time reported).
 """
 import argparse
 import json
@@ -55,6 +59,32 @@ def baselines(x, n_fft, hop):
     mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop))
     flat = np.repeat(mag.mean(axis=1, keepdims=True), mag.shape[1], axis=1)
     return griffin_lim_of(flat, len(x), n_fft, hop), griffin_lim_of(mag, len(x), n_fft, hop)
+
+
+def harmonic_parts(model, clips):
+    """Harmonic decoder: the multiscale distance of the oscillator bank's part alone and
+    of the noise head's alone, their RMS, and how far the pitch head is from YIN's pitch
+    of the clips on the frames YIN finds periodic (median and mean cents)."""
+    import keras
+
+    from zoo.eval import multiscale_spectral_distance
+
+    parts = {k: [] for k in ("f0", "harmonic", "noise")}
+    for i in range(0, len(clips), 4):
+        out = model.decode_parts(model.encode(clips[i:i + 4]))
+        for key in parts:
+            parts[key].append(keras.ops.convert_to_numpy(out[key]))
+    parts = {k: np.concatenate(v) for k, v in parts.items()}
+    target, voiced = (keras.ops.convert_to_numpy(a) for a in model.pitch_target(clips))
+    frames = parts["f0"].shape[1]
+    cents = np.abs(1200 * np.log2(parts["f0"] / target[:, :frames]))[voiced[:, :frames] > 0]
+    row = {"f0_cents_median": float(np.median(cents)), "f0_cents_mean": float(cents.mean())}
+    for key in ("harmonic", "noise"):
+        part = parts[key][:, : clips.shape[1]]
+        row[f"{key}_only_multiscale"] = float(np.mean([multiscale_spectral_distance(x, y)
+                                                       for x, y in zip(clips, part)]))
+        row[f"{key}_rms"] = float(np.sqrt(np.mean(np.square(part))))
+    return row
 
 
 def feature_errors(model, clips):
@@ -153,6 +183,8 @@ def main(argv=None):
                         overrides={k: v for k, v in cfg.items()
                                    if not resume or k != "model_config"}, resume=resume)
         model, seconds = trained.model, time.time() - t0
+        if resume:  # the run's own training time, not this call's
+            seconds = json.loads((run / "state.json").read_text()).get("seconds", seconds)
         sr = model.sample_rate
         if clips is None:
             ds = load_dataset("builtin:timbre", sr, 16384, progress=False)
@@ -181,6 +213,8 @@ def main(argv=None):
             "bitrate": model.bitrate_report()}
         if hasattr(model, "frontend"):
             row.update(feature_errors(model, clips))
+        if getattr(model, "decoder_kind", None) == "harmonic":
+            row.update(harmonic_parts(model, clips))
     base = result["baselines"]
     print(f"{args.model} on {len(clips)} held-out builtin:timbre clips ({clips.shape[1] / sr:.2f} s), "
           f"{args.steps} steps, {result['backend']}:")
@@ -199,6 +233,12 @@ def main(argv=None):
                   f"({row['feature_mse'] / row['feature_mse_time_averaged']:.3f}); the "
                   f"front-end's inversion of the true features: multiscale "
                   f"{row['inversion_multiscale']:.3f}, mel {row['inversion_mel']:.3f}")
+        if "f0_cents_median" in row:
+            print(f"  {name}: pitch head vs YIN {row['f0_cents_median']:.1f} cents (median, "
+                  f"mean {row['f0_cents_mean']:.1f}); multiscale of the oscillator bank alone "
+                  f"{row['harmonic_only_multiscale']:.2f} (RMS {row['harmonic_rms']:.3f}), of "
+                  f"the noise head alone {row['noise_only_multiscale']:.2f} (RMS "
+                  f"{row['noise_rms']:.3f})")
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2))
         print(f"wrote {args.json}")
