@@ -6,8 +6,9 @@ after Dhariwal et al. 2020, "Jukebox"), in two layouts sharing
 * :class:`WaveformVQVAE` (``vqvae_waveform``): strided 1-D convolutions straight from
   the waveform (64x by default, K = 512 as in the paper's audio experiments) to a 1-D
   code sequence and back, trained with the multiscale spectral loss (RAVE's form). The
-  decoder stays at the code rate and ends in an inverse-STFT head (Vocos) by default,
-  or mirrors the encoder with transposed convolutions (``decoder="transposed"``).
+  decoder stays at the code rate and ends in an inverse-STFT head (Vocos) by default or
+  in a harmonic-plus-noise head (DDSP, ``decoder="harmonic"``), or mirrors the encoder
+  with transposed convolutions (``decoder="transposed"``).
 * :class:`SpectrogramVQVAE` (``vqvae``), below.
 
 Spectrogram layout: waveform -> log-mel front-end -> 2-D convolutional encoder over (frames, mel bands),
