@@ -29,12 +29,16 @@ __all__ = ["yin", "upsample_frames", "HarmonicSynth", "exp_sigmoid"]
 _register = keras.saving.register_keras_serializable(package="layers")
 
 
+def _steps(x):
+    """Length of axis 1: static when known (traced loops keep their shapes), else dynamic."""
+    return x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+
+
 def _frames(x, frame_length, hop_length):
     """``[B, samples]`` -> ``[B, 1 + (samples - frame_length) // hop, frame_length]``
     (``frame_length`` a multiple of ``hop_length``; no copy per frame in the graph)."""
     ratio = frame_length // hop_length
-    samples = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
-    chunks = samples // hop_length
+    chunks = _steps(x) // hop_length
     x = ops.reshape(x[:, : chunks * hop_length], (-1, chunks, hop_length))
     count = chunks - ratio + 1
     return ops.concatenate([x[:, j: j + count] for j in range(ratio)], axis=-1)
@@ -131,8 +135,7 @@ def upsample_frames(controls, hop_length):
     ahead = ops.convert_to_tensor(np.maximum(offset, 0.0)[None, None, :, None])
     x4, prev4, nxt4 = x[:, :, None], prev[:, :, None], nxt[:, :, None]
     out = x4 + back * (x4 - prev4) + ahead * (nxt4 - x4)                  # [B, T, hop, C]
-    frames = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
-    out = ops.reshape(out, (-1, frames * hop, x.shape[-1]))
+    out = ops.reshape(out, (-1, _steps(x) * hop, x.shape[-1]))
     return out[..., 0] if squeeze else out
 
 
@@ -181,8 +184,7 @@ class HarmonicSynth(keras.layers.Layer):
         """Cycles ``[batch, frames, hop]`` of the fundamental (starting at 0)."""
         hop = self.hop_length
         f0_up = upsample_frames(ops.convert_to_tensor(f0, "float32"), hop)
-        frames = f0.shape[1] if f0.shape[1] is not None else ops.shape(f0)[1]
-        step = ops.reshape(f0_up / float(self.sample_rate), (-1, frames, hop))
+        step = ops.reshape(f0_up / float(self.sample_rate), (-1, _steps(f0), hop))
         within = ops.cumsum(step, axis=-1) - step                        # exclusive
         totals = within[..., -1] + step[..., -1]
         starts = ops.cumsum(totals, axis=1) - totals
@@ -195,8 +197,7 @@ class HarmonicSynth(keras.layers.Layer):
         harmonics = ops.arange(1, count + 1, dtype="float32")
         audible = ops.cast(f0[..., None] * harmonics < 0.5 * self.sample_rate, "float32")
         amps = upsample_frames(amplitudes * audible, self.hop_length)    # [B, N, K]
-        frames = f0.shape[1] if f0.shape[1] is not None else ops.shape(f0)[1]
-        cycles = ops.reshape(self.phase(f0), (-1, frames * self.hop_length, 1))
+        cycles = ops.reshape(self.phase(f0), (-1, _steps(f0) * self.hop_length, 1))
         waves = ops.sin((2.0 * np.pi) * cycles * harmonics)
         return ops.sum(amps * waves, axis=-1)
 
