@@ -113,6 +113,19 @@ def test_prototype_is_the_refined_kaiser_design(bank):
     assert 20 * np.log10(np.abs(signal.freqz(h, worN=w)[1]).max()) < -100
 
 
+def test_shipped_designs_are_the_computed_ones():
+    """The table read at build time holds exactly what the design computes."""
+    from layers.pqmf import DESIGN_TABLE, SHIPPED_DESIGNS, _compute_design, _design
+
+    assert DESIGN_TABLE.is_file() and (M, 100.0) in SHIPPED_DESIGNS
+    for num_bands, attenuation in SHIPPED_DESIGNS:
+        shipped = _design(num_bands, attenuation)
+        computed = _compute_design(num_bands, attenuation)
+        np.testing.assert_allclose(shipped[0], computed[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(shipped[1], computed[1], rtol=0, atol=1e-12)
+        assert shipped[2] == pytest.approx(computed[2], abs=1e-12)
+
+
 @pytest.mark.parametrize(
     "num_bands,attenuation", [(2, 100), (4, 100), (8, 100), (16, 90), (16, 60)])
 def test_refinement_helps_other_banks(num_bands, attenuation):
