@@ -17,7 +17,7 @@ def list_models():
     return registry.list_models()
 
 
-def load(name_or_path, weights=None, **overrides):
+def load(name_or_path, weights=None, warm_up_block=2048, **overrides):
     """Build a registered model, or restore a saved run / ``.keras`` file.
 
     Args:
@@ -25,6 +25,11 @@ def load(name_or_path, weights=None, **overrides):
             (a preset: ``"rave_v1"``, ``"vae_vowels"``), a run folder written by
             ``zoo train``, or a ``.keras`` file.
         weights: name of shipped weights in ``saved_models/`` (e.g. ``"timbre"``).
+        warm_up_block: a model that streams (a causal RAVE) has its ``stream``
+            compiled at load for blocks of this many samples at batch 1
+            (:meth:`~zoo.engine.ZooModel.warm_up_stream`), so the first block comes
+            out as fast as the next ones; ``None`` leaves it to the first call (offline
+            use, or another block size: a new block size compiles on its first call).
         **overrides: constructor arguments replacing the recipe's ``[model]`` values.
 
     Returns:
@@ -32,4 +37,7 @@ def load(name_or_path, weights=None, **overrides):
     """
     from zoo import registry
 
-    return registry.load(name_or_path, weights=weights, **overrides)
+    model = registry.load(name_or_path, weights=weights, **overrides)
+    if warm_up_block and getattr(model, "supports", None) and model.supports("stream"):
+        model.warm_up_stream(warm_up_block)
+    return model

@@ -206,7 +206,7 @@ def _cmd_interpolate(args):
 
     from zoo.engine import Capability
 
-    model = zoo.load(args.model)
+    model = zoo.load(args.model, warm_up_block=None)  # offline: no stream to compile
     model.require(Capability.INTERPOLATE)
     a, b = _load_wave(args.input_a, model), _load_wave(args.input_b, model)
     n = min(len(a), len(b))
@@ -351,7 +351,7 @@ def _cmd_stylize(args):
     if overrides and Path(args.model).suffix == ".keras":
         raise ZooError("--features/--filters choose a recipe's extractor; a .keras model "
                        "keeps its own")
-    model = zoo.load(args.model, **overrides) if overrides else zoo.load(args.model)
+    model = zoo.load(args.model, warm_up_block=None, **overrides)
     model.require(Capability.STYLIZE, "stylize audio")
     feature_model = None
     if args.feature_model and args.classifier:

@@ -156,6 +156,34 @@ def test_streaming_rejects_bad_blocks_and_non_causal_models():
         small_model(causal=False).initial_state(1)
 
 
+def test_warm_up_compiles_the_stream_a_first_block_then_uses():
+    """After ``warm_up_stream`` the first real block at that size runs no Python of the
+    model on the compiling backends (nothing is traced again) and gives what a model
+    never warmed up gives; ``zoo.load`` warms a streaming model up unless told not to."""
+    import zoo
+
+    x = signal(4096)
+    cold = small_model()
+    expected = numpy(cold.stream(x[:, :2048], cold.initial_state(1))[0])
+    model = small_model()
+    assert model.warm_up_stream(2000) >= 0.0  # rounded up to 2048: 4 blocks of 512
+    traced = []
+    stream = model.encoder.stream
+    model.encoder.stream = lambda *a: traced.append(1) or stream(*a)
+    y, state = model.stream(x[:, :2048], model.initial_state(1))
+    np.testing.assert_allclose(numpy(y), expected, atol=1e-6)
+    if keras.backend.backend() != "torch":  # torch runs eagerly: Python on every call
+        assert traced == []
+    with pytest.raises(zoo.ZooError, match="block_size"):
+        model.warm_up_stream(0)
+    with pytest.raises(zoo.ZooError, match="cannot stream"):
+        small_model(causal=False).warm_up_stream()
+    if keras.backend.backend() != "torch":
+        tiny = {k: v for k, v in SMALL.items() if k != "disc_capacity"}
+        assert zoo.load("rave", **tiny).__dict__.get("_inference_cache")
+        assert not zoo.load("rave", warm_up_block=None, **tiny).__dict__.get("_inference_cache")
+
+
 def test_latency_is_delay_frames_plus_pqmf_delay():
     model = small_model()
     assert model.delay_frames == 31
