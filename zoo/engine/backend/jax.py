@@ -1,5 +1,8 @@
 """JAX engine: jitted inference and the stateless adversarial step.
 
+Variables draw their initial values with numpy (:func:`_initialize_with_host_draws`):
+``jax.random`` would compile an XLA program per weight shape.
+
 It also replaces Keras' JAX ``conv`` for grouped convolutions with one convolution per
 group (:func:`conv_grouped_per_group`): XLA's CPU gradient of a grouped convolution is
 pathologically slow.
@@ -11,6 +14,7 @@ variables, each sub-optimizer applies with ``stateless_apply``, and the step ret
 """
 import contextlib
 import functools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +50,80 @@ def enable_compilation_cache():
 
 
 enable_compilation_cache()
+
+
+# ------------------------------------------------------------ weight initialisation
+_keras_random = keras.src.backend.jax.random
+_keras_draws = {name: getattr(_keras_random, name)
+                for name in ("uniform", "normal", "truncated_normal")}
+_keras_initialize = keras.src.backend.jax.core.JaxVariable._initialize_with_initializer
+_initialising = threading.local()  # .active: a variable's initial value is being drawn
+
+
+def _initialize_with_host_draws(variable, initializer):
+    """Keras' variable initialisation with its random draws made by numpy (seeded by
+    the Keras seed it would have used): ``jax.random`` compiles one XLA program per
+    weight shape, 41 of them (15 s, a cold cache) to build RAVE v1. The distributions
+    are Keras'; only the stream of numbers differs. Sharded variables (a Keras
+    distribution) keep Keras' own path."""
+    from keras.src.backend.common import global_state
+
+    if global_state.get_global_attribute("distribution") is not None:
+        return _keras_initialize(variable, initializer)
+    _initialising.active = True
+    try:
+        return _keras_initialize(variable, initializer)
+    finally:
+        _initialising.active = False
+
+
+def _host_rng(seed):
+    """``(key, numpy generator)`` while a variable is initialised from a concrete
+    seed, ``(key, None)`` otherwise (traced draws, e.g. dropout in a jitted step)."""
+    key = _keras_random.jax_draw_seed(seed)
+    if not getattr(_initialising, "active", False) or isinstance(key, jax.core.Tracer):
+        return key, None
+    return key, np.random.default_rng(np.asarray(key).astype(np.uint64).tolist())
+
+
+def _float_dtype(dtype):
+    dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+    return dtype if dtype in ("float32", "float64") else None
+
+
+def _uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    key, rng = _host_rng(seed)
+    if rng is None or not _float_dtype(dtype):
+        return _keras_draws["uniform"](shape, minval=minval, maxval=maxval, dtype=dtype, seed=key)
+    values = rng.uniform(float(minval), float(maxval), size=tuple(shape))
+    return jnp.asarray(values.astype(_float_dtype(dtype)))
+
+
+def _normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    key, rng = _host_rng(seed)
+    if rng is None or not _float_dtype(dtype):
+        return _keras_draws["normal"](shape, mean=mean, stddev=stddev, dtype=dtype, seed=key)
+    values = rng.standard_normal(size=tuple(shape)) * float(stddev) + float(mean)
+    return jnp.asarray(values.astype(_float_dtype(dtype)))
+
+
+def _truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    """Keras' truncation: standard normal draws outside [-2, 2] are drawn again."""
+    key, rng = _host_rng(seed)
+    if rng is None or not _float_dtype(dtype):
+        return _keras_draws["truncated_normal"](shape, mean=mean, stddev=stddev, dtype=dtype,
+                                                seed=key)
+    values = rng.standard_normal(size=tuple(shape))
+    outside = np.abs(values) > 2.0
+    while outside.any():
+        values[outside] = rng.standard_normal(int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return jnp.asarray((values * float(stddev) + float(mean)).astype(_float_dtype(dtype)))
+
+
+keras.src.backend.jax.core.JaxVariable._initialize_with_initializer = _initialize_with_host_draws
+_keras_random.uniform, _keras_random.normal = _uniform, _normal
+_keras_random.truncated_normal = _truncated_normal
 
 
 # ------------------------------------------------------------ grouped convolution
