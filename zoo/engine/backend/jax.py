@@ -64,12 +64,8 @@ def _initialize_with_host_draws(variable, initializer):
     """Keras' variable initialisation with its random draws made by numpy (seeded by
     the Keras seed it would have used): ``jax.random`` compiles one XLA program per
     weight shape, 41 of them (15 s, a cold cache) to build RAVE v1. The distributions
-    are Keras'; only the stream of numbers differs. Sharded variables (a Keras
-    distribution) keep Keras' own path."""
-    from keras.src.backend.common import global_state
-
-    if global_state.get_global_attribute("distribution") is not None:
-        return _keras_initialize(variable, initializer)
+    are Keras'; only the stream of numbers differs (the same under a Keras
+    distribution, so data-parallel and single-device runs start alike)."""
     _initialising.active = True
     try:
         return _keras_initialize(variable, initializer)
