@@ -43,13 +43,18 @@ from benchmarks._records import record  # noqa: E402
 
 CHILD = """
 import json, sys, time
+def rss_mib():  # resident memory now
+    line = [l for l in open("/proc/self/status") if l.startswith("VmRSS")]
+    return int(line[0].split()[1]) / 1024 if line else None
 t0 = time.perf_counter()
 import numpy as np
 import keras  # noqa: F401 (the backend's import is not the model's load)
 import zoo.registry
 t1 = time.perf_counter()
+rss_import = rss_mib()
 model = zoo.load({recipe!r}, warm_up_block={warm_up!r}, **{overrides!r})
 t2 = time.perf_counter()
+rss_load = rss_mib()
 state = model.initial_state(1)
 block = np.zeros((1, {block}), "float32")
 times = []
@@ -60,23 +65,29 @@ for _ in range(3):
     times.append(time.perf_counter() - t)
 rss = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
 print(json.dumps({{"import": t1 - t0, "load": t2 - t1, "blocks": times,
-                   "peak_mib": int(rss[0].split()[1]) / 1024 if rss else None}}))
+                   "peak_mib": int(rss[0].split()[1]) / 1024 if rss else None,
+                   "rss_import_mib": rss_import, "rss_load_mib": rss_load}}))
 """
 
 
 REFERENCE_CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
+def rss_mib():  # resident memory now
+    line = [l for l in open("/proc/self/status") if l.startswith("VmRSS")]
+    return int(line[0].split()[1]) / 1024 if line else None
 t0 = time.perf_counter()
 import numpy as np
 import torch
 from benchmarks._rave_reference import load
 load()
 t1 = time.perf_counter()
+rss_import = rss_mib()
 from benchmarks._rave_reference import RaveReference
 torch.set_num_threads({threads})
 ref = RaveReference(["v1", "causal"], streaming=True)
 t2 = time.perf_counter()
+rss_load = rss_mib()
 block = np.zeros((1, {block}), "float32")
 times = []
 for _ in range(3):
@@ -85,7 +96,8 @@ for _ in range(3):
     times.append(time.perf_counter() - t)
 rss = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
 print(json.dumps({{"import": t1 - t0, "load": t2 - t1, "blocks": times,
-                   "peak_mib": int(rss[0].split()[1]) / 1024 if rss else None}}))
+                   "peak_mib": int(rss[0].split()[1]) / 1024 if rss else None,
+                   "rss_import_mib": rss_import, "rss_load_mib": rss_load}}))
 """
 
 
@@ -150,6 +162,14 @@ def run(recipe="rave", trials=2, block=2048, overrides=None, reference="auto", w
                                   reference=ref_value([1000 * get(r) for r in theirs or []]),
                                   reference_name=ref_name, settings=settings,
                                   note="lower is better (ratio: ours / RAVE's time)"))
+        for key, what in (("rss_import_mib", "resident memory after import"),
+                          ("rss_load_mib", "resident memory after zoo.load")):
+            values = [r[key] for r in results if r.get(key) is not None]
+            if values:  # where the peak comes from
+                records.append(record(f"{recipe}: {what}, {kind} cache", median(values), "MiB",
+                                      reference=ref_value([r[key] for r in theirs or []]),
+                                      reference_name=ref_name, settings=settings,
+                                      note="lower is better (ratio: ours / RAVE's memory)"))
         peaks = [r["peak_mib"] for r in results if r["peak_mib"] is not None]
         if peaks:
             records.append(record(f"{recipe}: peak RSS after three blocks, {kind} cache",
