@@ -166,18 +166,22 @@ def _reference_conv(x, kernel, strides, padding, dilation):
     return y
 
 
-@pytest.mark.parametrize("strides, padding, dilation, groups",
-                         [(1, "valid", 1, 1), (1, "same", 1, 1), (1, "same", 3, 1),
-                          (2, "same", 1, 1), (3, "valid", 1, 2), (1, "same", 2, 4)])
-def test_conv1d_matches_numpy_with_and_without_gradients(strides, padding, dilation, groups):
+@pytest.mark.parametrize("strides, padding, dilation, groups, channels",
+                         [(1, "valid", 1, 1, 8), (1, "same", 1, 1, 8), (1, "same", 3, 1, 8),
+                          (2, "same", 1, 1, 8), (3, "valid", 1, 2, 8), (1, "same", 2, 4, 8),
+                          (2, "same", 1, 2, 256), (1, "same", 2, 1, 1024)])
+def test_conv1d_matches_numpy_with_and_without_gradients(strides, padding, dilation, groups,
+                                                         channels):
     """``ops.conv`` on 1-D channels-last inputs (on torch: the engine's copy-free
     ``conv1d_channels_last``) against numpy, for strides, dilations, groups and both
-    paddings (even kernel: the odd 'same' sample); the kernel gradient against a
+    paddings (even kernel: the odd 'same' sample), on few channels and on the wide
+    ones torch runs channels-first; the kernel gradient against a
     finite-difference-free closed form (d sum(y) / d kernel = sums of the input taps);
     an in-place write to the kernel is seen by the next no-gradient call."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 23, 8)).astype("float32")
-    kernel = rng.standard_normal((4, 8 // groups, 12)).astype("float32")
+    x = rng.standard_normal((2, 23, channels)).astype("float32")
+    kernel = (rng.standard_normal((4, channels // groups, 12))
+              / np.sqrt(channels / 8)).astype("float32")
     want = _reference_conv(x.astype("float64"), kernel.astype("float64"), strides, padding,
                            dilation)
     var = keras.Variable(kernel)
