@@ -18,6 +18,8 @@ __all__ = [
     "CausalConv1D",
     "fold_upsample_kernel",
     "upsample_conv1d",
+    "fold_transposed_kernel",
+    "transposed_upsample_conv1d",
     "ResidualBlock1D",
     "ResidualBlock2D",
 ]
@@ -462,6 +464,74 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None, folde
     y = ops.conv(x, folded, strides=1, padding="valid")
     y = ops.reshape(y, (ops.shape(y)[0], ops.shape(y)[1] * r, c_out)) + bias
     return y if state is None else (y, x[:, -2:])
+
+
+def _transposed_taps(ratio, shift):
+    """Which taps of a width-``2r`` transposed convolution reach output phase ``p``
+    from the earlier (``first``) and the later (``second``) of the two input frames it
+    reads, and how many phases (``low``) read frames ``(j - 1, j)`` rather than
+    ``(j, j + 1)`` (``shift`` = the transposed convolution's padding)."""
+    first, second = [], []
+    for p in range(ratio):
+        m = p + shift
+        first.append(m + ratio if m < ratio else m)
+        second.append(m if m < ratio else m - ratio)
+    return np.array(first), np.array(second), ratio - shift
+
+
+def fold_transposed_kernel(kernel, ratio, causal=False):
+    """The ``[2, C_in, ratio * C_out]`` polyphase kernel of
+    :func:`transposed_upsample_conv1d` from a ``[2 * ratio, C_in, C_out]`` kernel:
+    for each output phase, the two taps that reach it (a pure function of the
+    weights, computed once per weights at inference: the engine's ``weight_constant``)."""
+    r = int(ratio)
+    kernel = ops.convert_to_tensor(kernel)
+    if r < 1 or kernel.shape[0] != 2 * r:
+        raise ValueError(f"kernel width {kernel.shape[0]} is not 2 * ratio (ratio {ratio})")
+    first, second, _ = _transposed_taps(r, 0 if causal else r // 2)
+    c_in, c_out = kernel.shape[1], kernel.shape[2]
+    taps = ops.stack([ops.take(kernel, first, axis=0), ops.take(kernel, second, axis=0)])
+    return ops.reshape(ops.transpose(taps, (0, 2, 1, 3)), (2, c_in, r * c_out))
+
+
+def transposed_upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None,
+                               folded=None):
+    """Upsampling by ``ratio`` with a transposed convolution of width ``2 * ratio`` and
+    stride ``ratio`` (RAVE's upsampling): ``y[n] = sum_j x[j] kernel[n + s - r j] + bias``
+    for ``n < T r``, with ``s = 0`` (causal: output frame ``r j + p`` reads input frames
+    ``j - 1`` and ``j``) or ``s = r // 2`` (centred: PyTorch's ``ConvTranspose1d`` with
+    ``padding=r // 2``, as RAVE's non-causal models, cut to ``T r`` samples).
+
+    Every output phase reads exactly two input frames, so it runs as one width-2
+    convolution at the input rate with a ``[2, C_in, r C_out]`` kernel
+    (:func:`fold_transposed_kernel`) and an interleave of the ``r`` phases: 2 / 3 of
+    the multiplies of :func:`upsample_conv1d`, and no zeros inserted. With ``state``
+    (causal only: the last input frame, zeros ``[B, 1, C_in]`` at the start) it
+    processes one block and returns ``(outputs, new_state)``; concatenated blocks
+    equal the offline output.
+
+    Returns:
+        ``[batch, T * ratio, C_out]`` (and the new state when ``state`` is given).
+    """
+    if state is not None and not causal:
+        raise ValueError("transposed_upsample_conv1d streams (state=...) only when causal.")
+    if folded is None:
+        folded = fold_transposed_kernel(kernel, ratio, causal)
+    r = int(ratio)
+    c_out = folded.shape[2] // r
+    x = ops.convert_to_tensor(inputs, folded.dtype)
+    if state is not None:
+        x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
+    else:
+        x = ops.pad(x, [[0, 0], [1, 0] if causal else [1, 1], [0, 0]])
+    y = ops.conv(x, folded, strides=1, padding="valid")       # [B, T (+ 1), r C_out]
+    batch, frames = ops.shape(y)[0], ops.shape(y)[1]
+    if not causal:  # low phases read (j - 1, j): output j; high ones (j, j + 1): j + 1
+        low = _transposed_taps(r, r // 2)[2] * c_out
+        y = ops.concatenate([y[:, :-1, :low], y[:, 1:, low:]], axis=-1)
+        frames = frames - 1
+    y = ops.reshape(y, (batch, frames * r, c_out)) + bias
+    return y if state is None else (y, x[:, -1:])
 
 
 @keras.saving.register_keras_serializable(package="layers")

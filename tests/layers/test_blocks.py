@@ -174,6 +174,39 @@ def test_upsample_conv1d_equals_repeat_then_conv(causal, ratio):
 
 
 @pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("ratio", [1, 2, 4, 5])
+def test_transposed_upsample_equals_the_transposed_convolution(causal, ratio):
+    """The polyphase form equals the definition of a transposed convolution of width 2r,
+    stride r (``y[n] = sum_j x[j] w[n + s - r j] + b``, s = 0 causal, r // 2 centred as
+    PyTorch's ``ConvTranspose1d(padding=r // 2)``), computed here in numpy, and
+    (causal) streams block by block to the offline output."""
+    from layers.blocks import transposed_upsample_conv1d
+
+    x = RNG.normal(size=(2, 9, 3)).astype("float32")
+    w = RNG.normal(size=(2 * ratio, 3, 4)).astype("float32")
+    b = RNG.normal(size=(4,)).astype("float32")
+    shift = 0 if causal else ratio // 2
+    ref = np.zeros((2, 9 * ratio, 4)) + b
+    for n in range(9 * ratio):
+        for j in range(9):
+            m = n + shift - ratio * j
+            if 0 <= m < 2 * ratio:
+                ref[:, n] += x[:, j] @ w[m]
+    y = _np(transposed_upsample_conv1d(x, w, b, ratio, causal))
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    if causal:
+        state, outs = np.zeros((2, 1, 3), "float32"), []
+        for start, size in ((0, 4), (4, 1), (5, 4)):
+            out, state = transposed_upsample_conv1d(x[:, start:start + size], w, b, ratio,
+                                                    True, state=state)
+            outs.append(_np(out))
+        np.testing.assert_allclose(np.concatenate(outs, axis=1), y, rtol=1e-5, atol=1e-5)
+    else:
+        with pytest.raises(ValueError, match="causal"):
+            transposed_upsample_conv1d(x, w, b, ratio, False, state=np.zeros((2, 1, 3)))
+
+
+@pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("k2", [1, 3])  # 1x1 projection (RAVE v2), k3 conv (RAVE v1)
 def test_residual_block_1d(causal, k2):
     block = ResidualBlock1D(kernel_size=3, dilation_rate=2, causal=causal, kernel_initializer=_init,

@@ -27,10 +27,13 @@ stride-2 stage comes first, at the widest channels).
 
 Differences from the reference, on purpose (every layout):
 
-* upsampling is "repeat r, then a convolution of width 2r" rather than a transposed
-  convolution (same parameters, no checkerboard pattern, streams exactly), computed in
-  polyphase form (``layers.upsample_conv1d``: one width-3 convolution at the input
-  rate, 3 / 2r of the multiplies of the repeated form);
+* the light layout upsamples by "repeat r, then a convolution of width 2r" (no
+  checkerboard pattern; ``layers.upsample_conv1d``: one width-3 convolution at the input
+  rate, 3 / 2r of the multiplies of the repeated form); v1 and v2 use the reference's
+  transposed convolution of width 2r, stride r (``layers.transposed_upsample_conv1d``:
+  one width-2 convolution at the input rate, so 2 / 3 of the light form's multiplies,
+  causal or centred as PyTorch's ``padding=r // 2``). The same parameters either way,
+  and both stream exactly;
 * no BatchNorm in the encoder (a frozen encoder must be frozen exactly, and batch
   statistics break offline/streaming equality), convolutions keep their biases, and
   every layout has the same three small heads (the reference v1's noise generator
@@ -69,7 +72,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from layers import (PQMF, CausalConv1D, ResidualBlock1D, fold_upsample_kernel, gaussian_kl,
+from layers import (PQMF, CausalConv1D, ResidualBlock1D, fold_transposed_kernel,
+                    fold_upsample_kernel, gaussian_kl, transposed_upsample_conv1d,
                     upsample_conv1d)
 from layers.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from layers.losses import feature_matching, hinge_discriminator_loss, multiscale_spectral_distance
@@ -190,8 +194,9 @@ class RaveDecoder(keras.layers.Layer):
     """Latents ``[B, L, latent_dim]`` -> ``(bands, loudness amplitude, noise envelope)``
     at the band rate: ``[B, L prod(ratios), M]``, ``[B, ., 1]``, ``[B, ., M]``.
 
-    Per stage: LeakyReLU, upsampling by r (repeat r, conv k=2r, channels halved), then
-    residual units (``dilations``: one list, or one per ratio in encoder order).
+    Per stage: LeakyReLU, upsampling by r (channels halved: repeat r then conv k=2r in
+    the light layout, a transposed conv k=2r stride r in v1 and v2), then residual
+    units (``dilations``: one list, or one per ratio in encoder order).
     ``layout``: ``"light"`` (stages in reversed ratio order, units a dilated k3 conv +
     1x1), ``"v1"`` (RAVE v1: stages in ratio order, units a dilated k3 conv + a k3 conv)
     or ``"v2"`` (RAVE v2: reversed order, input conv k3 instead of k7).
@@ -251,26 +256,39 @@ class RaveDecoder(keras.layers.Layer):
         envelope = 2.0 * ops.power(ops.sigmoid(noise - 5.0), 2.3)
         return (ops.tanh(wave), amplitude, envelope), new
 
-    def _folded(self, i):
-        """Stage ``i``'s polyphase upsampling kernel (folded once per weights at eager
-        inference: ``weight_constant``)."""
+    @property
+    def transposed(self):
+        """Whether the upsampling is RAVE's transposed convolution (the v1 and v2
+        layouts) rather than "repeat, then convolve" (light)."""
+        return self.layout in ("v1", "v2")
+
+    def _upsample(self, i, h, state=None):
+        """Stage ``i``'s upsampling of ``h``, with its polyphase kernel folded once per
+        weights at eager inference (``weight_constant``)."""
         r, up = self.up_ratios[i], self.ups[i]
-        return weight_constant(self, f"up{i}", lambda k: fold_upsample_kernel(k, r), up.kernel)
+        causal = self.causal or state is not None
+        if self.transposed:
+            folded = weight_constant(self, f"up{i}",
+                                     lambda k: fold_transposed_kernel(k, r, causal), up.kernel)
+            return transposed_upsample_conv1d(h, up.kernel, up.bias, r, causal, state=state,
+                                              folded=folded)
+        folded = weight_constant(self, f"up{i}", lambda k: fold_upsample_kernel(k, r), up.kernel)
+        return upsample_conv1d(h, up.kernel, up.bias, r, causal, state=state, folded=folded)
 
     def call(self, z):
         h = self.conv_in(z)
-        for i, (r, up, blocks) in enumerate(zip(self.up_ratios, self.ups, self.res)):
-            h = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, self.causal,
-                                folded=self._folded(i))
+        for i, blocks in enumerate(self.res):
+            h = self._upsample(i, _leaky(h))
             for b in blocks:
                 h = b(h)
         return self._heads(h)[0]
 
     def initial_state(self, batch_size):
         state = [self.conv_in.initial_state(batch_size)]
+        # the upsampling's state: its last input frame (transposed) or two (repeated)
+        frames = 1 if self.transposed else 2
         for up, blocks in zip(self.ups, self.res):
-            # upsample_conv1d's state: the last 2 input frames
-            state.append(ops.zeros((batch_size, 2, up.kernel.shape[1]), self.compute_dtype))
+            state.append(ops.zeros((batch_size, frames, up.kernel.shape[1]), self.compute_dtype))
             state += [b.initial_state(batch_size) for b in blocks]
         return state + [c.initial_state(batch_size) for c in (self.wave, self.loudness, self.noise)]
 
@@ -278,9 +296,8 @@ class RaveDecoder(keras.layers.Layer):
         it, new = iter(state), []
         h, s = self.conv_in.stream(z, next(it))
         new.append(s)
-        for i, (r, up, blocks) in enumerate(zip(self.up_ratios, self.ups, self.res)):
-            h, s = upsample_conv1d(_leaky(h), up.kernel, up.bias, r, True, state=next(it),
-                                   folded=self._folded(i))
+        for i, blocks in enumerate(self.res):
+            h, s = self._upsample(i, _leaky(h), state=next(it))
             new.append(s)
             for b in blocks:
                 h, s = b.stream(h, next(it))
