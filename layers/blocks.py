@@ -422,6 +422,19 @@ def fold_upsample_kernel(kernel, ratio):
     return ops.reshape(ops.einsum("qpm,mco->qcpo", fold, kernel), (3, c_in, r * c_out))
 
 
+def _input_rate_conv(inputs, folded, causal, state):
+    """The convolution a polyphase upsampling runs at the input rate, with the
+    ``[width, C_in, r C_out]`` kernel ``folded``: causal, the input follows ``width - 1``
+    past frames (the streamed ``state``, else zeros); centred, one zero frame on each
+    side. Returns ``(outputs, the input with its context)``."""
+    x = ops.convert_to_tensor(inputs, folded.dtype)
+    if state is not None:
+        x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
+    else:
+        x = ops.pad(x, [[0, 0], [folded.shape[0] - 1, 0] if causal else [1, 1], [0, 0]])
+    return ops.conv(x, folded, strides=1, padding="valid"), x
+
+
 def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None, folded=None):
     """Upsampling by `ratio`: repeat every frame `ratio` times, then the 1-D convolution
     of width `2 * ratio` with `kernel [2r, C_in, C_out]` and `bias` (causal, or centred
@@ -456,12 +469,7 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None, folde
         folded = fold_upsample_kernel(kernel, ratio)
     r = int(ratio)
     c_out = folded.shape[2] // r
-    x = ops.convert_to_tensor(inputs, folded.dtype)
-    if state is not None:
-        x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
-    else:
-        x = ops.pad(x, [[0, 0], [2, 0] if causal else [1, 1], [0, 0]])
-    y = ops.conv(x, folded, strides=1, padding="valid")
+    y, x = _input_rate_conv(inputs, folded, causal, state)
     y = ops.reshape(y, (ops.shape(y)[0], ops.shape(y)[1] * r, c_out)) + bias
     return y if state is None else (y, x[:, -2:])
 
@@ -519,12 +527,7 @@ def transposed_upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=
         folded = fold_transposed_kernel(kernel, ratio, causal)
     r = int(ratio)
     c_out = folded.shape[2] // r
-    x = ops.convert_to_tensor(inputs, folded.dtype)
-    if state is not None:
-        x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
-    else:
-        x = ops.pad(x, [[0, 0], [1, 0] if causal else [1, 1], [0, 0]])
-    y = ops.conv(x, folded, strides=1, padding="valid")       # [B, T (+ 1), r C_out]
+    y, x = _input_rate_conv(inputs, folded, causal, state)     # [B, T (+ 1), r C_out]
     batch, frames = ops.shape(y)[0], ops.shape(y)[1]
     if not causal:  # low phases read (j - 1, j): output j; high ones (j, j + 1): j + 1
         low = _transposed_taps(r, r // 2)[2] * c_out
