@@ -41,11 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import results_path, script_report  # noqa: E402
 from benchmarks._records import record  # noqa: E402
 
-CHILD = """
-import json, sys, time
+_RSS = """
 def rss_mib():  # resident memory now
     line = [l for l in open("/proc/self/status") if l.startswith("VmRSS")]
     return int(line[0].split()[1]) / 1024 if line else None
+"""
+
+CHILD = _RSS + """
+import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 import keras  # noqa: F401 (the backend's import is not the model's load)
@@ -70,12 +73,9 @@ print(json.dumps({{"import": t1 - t0, "load": t2 - t1, "blocks": times,
 """
 
 
-REFERENCE_CHILD = """
+REFERENCE_CHILD = _RSS + """
 import json, sys, time
 sys.path.insert(0, {root!r})
-def rss_mib():  # resident memory now
-    line = [l for l in open("/proc/self/status") if l.startswith("VmRSS")]
-    return int(line[0].split()[1]) / 1024 if line else None
 t0 = time.perf_counter()
 import numpy as np
 import torch

@@ -477,14 +477,14 @@ def upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=None, folde
 def _transposed_taps(ratio, shift):
     """Which taps of a width-``2r`` transposed convolution reach output phase ``p``
     from the earlier (``first``) and the later (``second``) of the two input frames it
-    reads, and how many phases (``low``) read frames ``(j - 1, j)`` rather than
-    ``(j, j + 1)`` (``shift`` = the transposed convolution's padding)."""
+    reads (``shift`` = the transposed convolution's padding). Phases ``p < r - shift``
+    read frames ``(j - 1, j)``, the others ``(j, j + 1)``."""
     first, second = [], []
     for p in range(ratio):
         m = p + shift
         first.append(m + ratio if m < ratio else m)
         second.append(m if m < ratio else m - ratio)
-    return np.array(first), np.array(second), ratio - shift
+    return np.array(first), np.array(second)
 
 
 def fold_transposed_kernel(kernel, ratio, causal=False):
@@ -496,7 +496,7 @@ def fold_transposed_kernel(kernel, ratio, causal=False):
     kernel = ops.convert_to_tensor(kernel)
     if r < 1 or kernel.shape[0] != 2 * r:
         raise ValueError(f"kernel width {kernel.shape[0]} is not 2 * ratio (ratio {ratio})")
-    first, second, _ = _transposed_taps(r, 0 if causal else r // 2)
+    first, second = _transposed_taps(r, 0 if causal else r // 2)
     c_in, c_out = kernel.shape[1], kernel.shape[2]
     taps = ops.stack([ops.take(kernel, first, axis=0), ops.take(kernel, second, axis=0)])
     return ops.reshape(ops.transpose(taps, (0, 2, 1, 3)), (2, c_in, r * c_out))
@@ -530,7 +530,7 @@ def transposed_upsample_conv1d(inputs, kernel, bias, ratio, causal=False, state=
     y, x = _input_rate_conv(inputs, folded, causal, state)     # [B, T (+ 1), r C_out]
     batch, frames = ops.shape(y)[0], ops.shape(y)[1]
     if not causal:  # low phases read (j - 1, j): output j; high ones (j, j + 1): j + 1
-        low = _transposed_taps(r, r // 2)[2] * c_out
+        low = (r - r // 2) * c_out
         y = ops.concatenate([y[:, :-1, :low], y[:, 1:, low:]], axis=-1)
         frames = frames - 1
     y = ops.reshape(y, (batch, frames * r, c_out)) + bias

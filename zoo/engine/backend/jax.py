@@ -82,39 +82,40 @@ def _host_rng(seed):
     return key, np.random.default_rng(np.asarray(key).astype(np.uint64).tolist())
 
 
-def _float_dtype(dtype):
+def _draw(name, shape, params, dtype, seed, sample):
+    """Keras' ``name`` draw: ``sample(rng, shape, *params)`` in numpy while a variable is
+    initialised (float32 / float64), else Keras' own with the same key."""
+    key, rng = _host_rng(seed)
     dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
-    return dtype if dtype in ("float32", "float64") else None
+    if rng is None or dtype not in ("float32", "float64"):
+        return _keras_draws[name](shape, **params, dtype=dtype, seed=key)
+    values = sample(rng, tuple(shape), *(float(v) for v in params.values()))
+    return jnp.asarray(values.astype(dtype))
 
 
-def _uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
-    key, rng = _host_rng(seed)
-    if rng is None or not _float_dtype(dtype):
-        return _keras_draws["uniform"](shape, minval=minval, maxval=maxval, dtype=dtype, seed=key)
-    values = rng.uniform(float(minval), float(maxval), size=tuple(shape))
-    return jnp.asarray(values.astype(_float_dtype(dtype)))
-
-
-def _normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-    key, rng = _host_rng(seed)
-    if rng is None or not _float_dtype(dtype):
-        return _keras_draws["normal"](shape, mean=mean, stddev=stddev, dtype=dtype, seed=key)
-    values = rng.standard_normal(size=tuple(shape)) * float(stddev) + float(mean)
-    return jnp.asarray(values.astype(_float_dtype(dtype)))
-
-
-def _truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+def _truncated(rng, size):
     """Keras' truncation: standard normal draws outside [-2, 2] are drawn again."""
-    key, rng = _host_rng(seed)
-    if rng is None or not _float_dtype(dtype):
-        return _keras_draws["truncated_normal"](shape, mean=mean, stddev=stddev, dtype=dtype,
-                                                seed=key)
-    values = rng.standard_normal(size=tuple(shape))
+    values = rng.standard_normal(size)
     outside = np.abs(values) > 2.0
     while outside.any():
         values[outside] = rng.standard_normal(int(outside.sum()))
         outside = np.abs(values) > 2.0
-    return jnp.asarray((values * float(stddev) + float(mean)).astype(_float_dtype(dtype)))
+    return values
+
+
+def _uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    return _draw("uniform", shape, {"minval": minval, "maxval": maxval}, dtype, seed,
+                 lambda rng, size, low, high: rng.uniform(low, high, size))
+
+
+def _normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    return _draw("normal", shape, {"mean": mean, "stddev": stddev}, dtype, seed,
+                 lambda rng, size, mean, std: rng.standard_normal(size) * std + mean)
+
+
+def _truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    return _draw("truncated_normal", shape, {"mean": mean, "stddev": stddev}, dtype, seed,
+                 lambda rng, size, mean, std: _truncated(rng, size) * std + mean)
 
 
 keras.src.backend.jax.core.JaxVariable._initialize_with_initializer = _initialize_with_host_draws
