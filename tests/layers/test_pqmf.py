@@ -114,16 +114,19 @@ def test_prototype_is_the_refined_kaiser_design(bank):
 
 
 def test_shipped_designs_are_the_computed_ones():
-    """The table read at build time holds exactly what the design computes."""
+    """The table read at build time holds what the design computes: to 1e-5 of the
+    largest tap, because the design's optimiser lands a little differently on other
+    CPUs (5.5e-7 of the peak between two machines with the same numpy and scipy)."""
     from layers.pqmf import DESIGN_TABLE, SHIPPED_DESIGNS, _compute_design, _design
 
     assert DESIGN_TABLE.is_file() and (M, 100.0) in SHIPPED_DESIGNS
     for num_bands, attenuation in SHIPPED_DESIGNS:
         shipped = _design(num_bands, attenuation)
         computed = _compute_design(num_bands, attenuation)
-        np.testing.assert_allclose(shipped[0], computed[0], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(shipped[1], computed[1], rtol=0, atol=1e-12)
-        assert shipped[2] == pytest.approx(computed[2], abs=1e-12)
+        for got, want in zip(shipped[:2], computed[:2]):
+            want = np.asarray(want)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+        assert shipped[2] == pytest.approx(computed[2], rel=1e-6)
 
 
 @pytest.mark.parametrize(
