@@ -198,6 +198,66 @@ def test_conv1d_matches_numpy_with_and_without_gradients(strides, padding, dilat
     np.testing.assert_allclose(np.sum(grad * x), want.sum(), rtol=1e-4, atol=1e-3)
 
 
+def _reference_conv_gradients(x, kernel, strides, padding, cotangent):
+    """numpy: d sum(cotangent * conv(x)) / d(x, kernel) for an ungrouped, undilated 1-D
+    convolution (the adjoint of :func:`_reference_conv`, output by output)."""
+    w, length, low = kernel.shape[0], x.shape[1], 0
+    if padding == "same":
+        total = max((cotangent.shape[1] - 1) * strides + w - length, 0)
+        low = total // 2
+        x = np.pad(x, ((0, 0), (low, total - low), (0, 0)))
+    dx, dk = np.zeros_like(x), np.zeros_like(kernel)
+    for i in range(cotangent.shape[1]):
+        t = i * strides
+        dx[:, t:t + w] += np.einsum("bo,wco->bwc", cotangent[:, i], kernel)
+        dk += np.einsum("bwc,bo->wco", x[:, t:t + w], cotangent[:, i])
+    return dx[:, low:low + length], dk
+
+
+@pytest.mark.parametrize("length, width, strides, padding",
+                         [(12, 7, 2, "same"), (12, 9, 2, "same"), (23, 4, 3, "same"),
+                          (30, 8, 4, "valid"), (24, 3, 1, "same")])
+def test_conv1d_gradients_match_numpy(length, width, strides, padding):
+    """Input and kernel gradients of ``ops.conv`` against numpy's adjoint, for strided
+    convolutions whose output is shorter than the kernel (12 frames, width 7 or 9,
+    stride 2: TraVeLGAN's down path, where JAX takes the input gradient in polyphase
+    form instead of XLA's slow one), an odd stride, 'valid' and a stride-1 control."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, length, 5)).astype("float32")
+    kernel = rng.standard_normal((width, 5, 6)).astype("float32")
+    out = _reference_conv(x.astype("float64"), kernel.astype("float64"), strides, padding, 1)
+    cotangent = rng.standard_normal(out.shape).astype("float32")
+    want_dx, want_dk = _reference_conv_gradients(x.astype("float64"), kernel.astype("float64"),
+                                                 strides, padding, cotangent)
+    got_dx, got_dk = _gradients(lambda t, k: ops.sum(ops.multiply(cotangent,
+                                                                  ops.conv(t, k, strides, padding))),
+                                x, kernel)
+    np.testing.assert_allclose(got_dx, want_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_dk, want_dk, rtol=1e-4, atol=1e-4)
+
+
+def _gradients(fn, x, kernel):
+    """``(d fn / d x, d fn / d kernel)`` as numpy on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return tuple(np.asarray(g) for g in jax.grad(fn, argnums=(0, 1))(x, kernel))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        t, k = tf.constant(x), tf.constant(kernel)
+        with tf.GradientTape() as tape:
+            tape.watch([t, k])
+            y = fn(t, k)
+        return tuple(g.numpy() for g in tape.gradient(y, [t, k]))
+    import torch
+
+    t, k = torch.tensor(x, requires_grad=True), torch.tensor(kernel, requires_grad=True)
+    fn(t, k).backward()
+    return t.grad.numpy(), k.grad.numpy()
+
+
 def _inference_mode():
     if keras.backend.backend() == "torch":
         import torch
