@@ -161,11 +161,12 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     stride, dilation = (int(np.ravel(v)[0]) for v in (strides, dilation_rate))
     if (inputs.ndim == 3 and channels_last and groups == 1 and stride > 1 and dilation == 1
             and np.size(strides) == 1 and np.size(dilation_rate) == 1):
-        pads = jax.lax.padtype_to_pads(inputs.shape[1:2], kernel.shape[:1], (stride,),
-                                       padding.upper())[0]
-        kernel = convert_to_tensor(kernel)
-        return strided_conv1d(convert_to_tensor(inputs, kernel.dtype), kernel, stride,
-                              tuple(int(p) for p in pads))
+        pads = tuple(int(p) for p in jax.lax.padtype_to_pads(
+            inputs.shape[1:2], kernel.shape[:1], (stride,), padding.upper())[0])
+        out = (inputs.shape[1] + sum(pads) - kernel.shape[0]) // stride + 1
+        if out < kernel.shape[0] or kernel.shape[-2] >= 128:
+            kernel = convert_to_tensor(kernel)
+            return strided_conv1d(convert_to_tensor(inputs, kernel.dtype), kernel, stride, pads)
     return _keras_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
 
 
@@ -176,34 +177,45 @@ def _strided_direct(x, kernel, stride, pads):
     return jax.lax.conv_general_dilated(x, kernel, (stride,), [pads], dimension_numbers=_CONV1D)
 
 
-def _strided_polyphase(x, kernel, stride, pads):
-    """The same convolution as a stride-1 one on the ``stride`` phases of the padded
-    input side by side (``[B, T / s, s * C]``; the kernel zero-extended to a multiple
-    of ``s`` taps and folded to ``[k / s, s * C, O]``)."""
+def _strided_input_gradient(cotangent, kernel, stride, pads, length):
+    """The input gradient of :func:`_strided_direct` as one matrix product and a
+    scatter of its windows: ``g [B, out, O] @ kernel^T`` gives each output position's
+    window gradient ``[B, out, k, C]`` (exactly the forward's multiplies, and the
+    kernel is read in place), and window ``t``'s tap ``j`` lands on padded input
+    sample ``s t + j``: tap block ``q`` (taps ``s q ... s q + s - 1``) of every window,
+    shifted by ``q`` rows, in ``ceil(k / s)`` additions at the output rate."""
     k, s = kernel.shape[0], stride
+    batch, out, channels = cotangent.shape[0], cotangent.shape[1], kernel.shape[1]
+    windows = jnp.einsum("bto,kco->btkc", cotangent, kernel)
     taps = -(-k // s)
-    length = x.shape[1] + pads[0] + pads[1]
-    out = (length - k) // s + 1
-    total = max(out - 1 + taps, -(-length // s)) * s
-    x = jnp.pad(x, ((0, 0), (pads[0], total - x.shape[1] - pads[0]), (0, 0)))
-    phases = x.reshape(x.shape[0], total // s, s * x.shape[2])
-    folded = jnp.pad(kernel, ((0, taps * s - k), (0, 0), (0, 0))).reshape(
-        taps, s * kernel.shape[1], kernel.shape[2])
-    y = jax.lax.conv_general_dilated(phases, folded, (1,), "VALID", dimension_numbers=_CONV1D)
-    return y[:, :out]
+    windows = jnp.pad(windows, ((0, 0), (0, 0), (0, taps * s - k), (0, 0)))
+    blocks = windows.reshape(batch, out, taps, s * channels)
+    rows = out + taps - 1
+    phases = sum(jnp.pad(blocks[:, :, q], ((0, 0), (q, rows - out - q), (0, 0)))
+                 for q in range(taps))
+    dx = phases.reshape(batch, rows * s, channels)
+    dx = jnp.pad(dx, ((0, 0), (0, max(pads[0] + length - rows * s, 0)), (0, 0)))
+    return dx[:, pads[0]:pads[0] + length]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def strided_conv1d(x, kernel, stride, pads):
     """A strided 1-D convolution (``[B, T, C]``, ``[k, C, O]``, explicit ``(low, high)``
-    padding) computed as XLA computes it, whose input gradient is the gradient of
-    :func:`_strided_polyphase` (a stride-1 convolution's) instead of XLA's
-    input-dilated convolution. On this CPU XLA's own input gradient falls off its fast
-    path when the output is shorter than the kernel: TraVeLGAN's width-7 stride-2
-    convolution over 12 frames (48 chunks, 256 channels) took 154 ms against 4 ms,
-    three times in each generator update (G(a), G(b), the siamese). Elsewhere the
-    gradient in this form measured 0.74-1.14x XLA's own (forward + both gradients,
-    ten layer shapes of TraVeLGAN and RAVE's encoders); the kernel gradient is XLA's."""
+    padding) computed as XLA computes it, whose input gradient is a matrix product
+    and a scatter (:func:`_strided_input_gradient`) instead of XLA's input-dilated
+    convolution; the kernel gradient is XLA's.
+
+    :func:`conv` sends strided convolutions here when the output is shorter than the
+    kernel or there are at least 128 input channels. Measured on this CPU (1 core,
+    forward + both gradients, ``python``-timed minimum of 9):
+
+    * output shorter than the kernel: XLA's input gradient falls off its fast path.
+      TraVeLGAN's width-7 stride-2 convolution over 12 frames (48 chunks, 256
+      channels) took 153 ms against 3.7 ms, three times in each generator update
+      (G(a), G(b), the siamese); with 64 channels 1.8 ms against 0.3 ms.
+    * 128 channels and more: 0.71-0.98x XLA's time (TraVeLGAN's critic 512 -> 512,
+      RAVE's encoder 128 -> 256 ... 512 -> 1024); with 32 or 64 channels over long
+      inputs 1.09-1.15x, so those stay with XLA."""
     return _strided_direct(x, kernel, stride, pads)
 
 
@@ -213,7 +225,7 @@ def _strided_conv1d_forward(x, kernel, stride, pads):
 
 def _strided_conv1d_backward(stride, pads, residuals, cotangent):
     x, kernel = residuals
-    dx = jax.vjp(lambda t: _strided_polyphase(t, kernel, stride, pads), x)[1](cotangent)[0]
+    dx = _strided_input_gradient(cotangent, kernel, stride, pads, x.shape[1])
     dk = jax.vjp(lambda w: _strided_direct(x, w, stride, pads), kernel)[1](cotangent)[0]
     return dx, dk
 
