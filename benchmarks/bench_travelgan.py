@@ -27,6 +27,7 @@ reference settings (batch 16, 192 mels x 72 frames). ``run(quick)`` is the suite
 
 Usage:
     KERAS_BACKEND=jax taskset -c 1 python benchmarks/bench_travelgan.py [--steps 9] [--quick] [--json out.json]
+    taskset -c 1 python benchmarks/bench_travelgan.py --reference-only   # the reference alone
 """
 
 import argparse
@@ -245,11 +246,25 @@ def main(argv=None):
     parser.add_argument("--json", default=None,
                         help="output file (default: "
                              "benchmarks/results/travelgan_speed_<backend>.json)")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only the reference's training steps/s, in this fresh process "
+                             "(no zoo model has trained in it: compare with the in-run figure)")
     args = parser.parse_args(argv)
     from benchmarks.bench_models import run_model
 
     set_torch_threads()
     print(f"backend {BACKEND}; {run_device()}", flush=True)
+    if args.reference_only:
+        from zoo import registry
+
+        recipe = registry.load_recipe("travelgan", tiny=args.quick)
+        rates = reference_rates(recipe, registry.build(recipe),
+                                steps=args.steps or (3 if args.quick else 9),
+                                warmup=3, runs=args.runs, seconds=2.0)
+        if not rates:
+            raise SystemExit("bench_travelgan: --reference-only needs TensorFlow and tf_keras")
+        print(f"reference training: {rates['train'][0]:.3g} steps/s ({rates['train'][1]})")
+        return
     records = run_model("travelgan", args.quick, steps=args.steps or (3 if args.quick else 9),
                         runs=args.runs, references=True)
     records += run(args.quick, runs=args.runs, references=True)
