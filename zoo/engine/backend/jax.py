@@ -5,8 +5,8 @@ Variables draw their initial values with numpy (:func:`_initialize_with_host_dra
 
 It also replaces Keras' JAX ``conv`` (:func:`conv`) where XLA's CPU gradients are
 pathologically slow: grouped convolutions run one convolution per group
-(:func:`conv_grouped_per_group`), and strided 1-D ones take their input gradient in
-polyphase form (:func:`strided_conv1d`).
+(:func:`conv_grouped_per_group`), and strided 1-D ones take their input gradient as
+a matrix product and a scatter (:func:`strided_conv1d`).
 
 ``fit()`` empties every variable on JAX, so everything runs on the state's values:
 gradients come from ``jax.value_and_grad`` over a pure function of the selected
@@ -212,7 +212,8 @@ def strided_conv1d(x, kernel, stride, pads):
     * output shorter than the kernel: XLA's input gradient falls off its fast path.
       TraVeLGAN's width-7 stride-2 convolution over 12 frames (48 chunks, 256
       channels) took 153 ms against 3.7 ms, three times in each generator update
-      (G(a), G(b), the siamese); with 64 channels 1.8 ms against 0.3 ms.
+      (G(a), G(b), the siamese); with 64 channels, 1.8 ms against 0.3 ms for the
+      input gradient alone.
     * 128 channels and more: 0.71-0.98x XLA's time (TraVeLGAN's critic 512 -> 512,
       RAVE's encoder 128 -> 256 ... 512 -> 1024); with 32 or 64 channels over long
       inputs 1.09-1.15x, so those stay with XLA."""
