@@ -236,26 +236,28 @@ def test_conv1d_gradients_match_numpy(length, width, strides, padding):
     np.testing.assert_allclose(got_dk, want_dk, rtol=1e-4, atol=1e-4)
 
 
-def _gradients(fn, x, kernel):
-    """``(d fn / d x, d fn / d kernel)`` as numpy on the current backend."""
+def _gradients(fn, *arrays):
+    """The gradients of the scalar ``fn(*arrays)`` with respect to each array, as numpy,
+    on the current backend."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        return tuple(np.asarray(g) for g in jax.grad(fn, argnums=(0, 1))(x, kernel))
+        argnums = tuple(range(len(arrays)))
+        return tuple(np.asarray(g) for g in jax.grad(fn, argnums=argnums)(*arrays))
     if backend == "tensorflow":
         import tensorflow as tf
 
-        t, k = tf.constant(x), tf.constant(kernel)
+        tensors = [tf.constant(a) for a in arrays]
         with tf.GradientTape() as tape:
-            tape.watch([t, k])
-            y = fn(t, k)
-        return tuple(g.numpy() for g in tape.gradient(y, [t, k]))
+            tape.watch(tensors)
+            y = fn(*tensors)
+        return tuple(g.numpy() for g in tape.gradient(y, tensors))
     import torch
 
-    t, k = torch.tensor(x, requires_grad=True), torch.tensor(kernel, requires_grad=True)
-    fn(t, k).backward()
-    return t.grad.numpy(), k.grad.numpy()
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    fn(*tensors).backward()
+    return tuple(t.grad.numpy() for t in tensors)
 
 
 def _inference_mode():
@@ -269,24 +271,7 @@ def _inference_mode():
 
 
 def _input_gradient(fn, x):
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return np.asarray(jax.grad(fn)(x))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        t = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(t)
-            y = fn(t)
-        return tape.gradient(y, t).numpy()
-    import torch
-
-    t = torch.tensor(x, requires_grad=True)
-    fn(t).backward()
-    return t.grad.numpy()
+    return _gradients(fn, x)[0]
 
 
 def test_weight_constant_follows_the_weights():

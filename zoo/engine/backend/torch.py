@@ -135,20 +135,20 @@ def _torch_kernel(kernel):
         k = k.reshape(width * c_in, c_out).t().contiguous().view(c_out, width, c_in)
         return k.permute(0, 2, 1).unsqueeze(2)     # [C_out, C_in, 1, width], channels-last
 
+    return _reordered(kernel, "_zoo_torch_kernel", reorder)
+
+
+def _reordered(kernel, key, reorder):
+    """``reorder(kernel)``, kept on the tensor under ``key`` outside autograd."""
     if torch.is_grad_enabled() or not kernel.is_leaf:
         return reorder(kernel)
-    return _kept(kernel.__dict__, "_zoo_torch_kernel", reorder, [kernel])
+    return _kept(kernel.__dict__, key, reorder, [kernel])
 
 
 def _torch_kernel_channels_first(kernel):
     """Keras' ``[width, C_in / groups, C_out]`` kernel as torch's ``[C_out, C_in /
     groups, width]`` (kept outside autograd, as :func:`_torch_kernel`)."""
-    def reorder(k):
-        return k.permute(2, 1, 0).contiguous()
-
-    if torch.is_grad_enabled() or not kernel.is_leaf:
-        return reorder(kernel)
-    return _kept(kernel.__dict__, "_zoo_torch_kernel_cf", reorder, [kernel])
+    return _reordered(kernel, "_zoo_torch_kernel_cf", lambda k: k.permute(2, 1, 0).contiguous())
 
 
 def _channels_first_is_faster(c_in, stride):
