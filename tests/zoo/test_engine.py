@@ -198,6 +198,54 @@ def test_conv1d_matches_numpy_with_and_without_gradients(strides, padding, dilat
     np.testing.assert_allclose(np.sum(grad * x), want.sum(), rtol=1e-4, atol=1e-3)
 
 
+class WideConv(ZooModel):
+    """An ``@inference`` width-3 convolution from 256 channels (as RAVE v1's decoder
+    residual units), where JAX's hoisted inference runs Winograd F(4, 3)."""
+
+    def __init__(self, dilation=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv1D(8, 3, dilation_rate=dilation, padding=padding,
+                                        use_bias=False)
+
+    def build(self, input_shape=None):
+        self.conv.build((None, None, 256))
+        self.built = True
+
+    @inference
+    def apply(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("length, dilation, padding", [(301, 1, "same"), (257, 5, "same"),
+                                                       (300, 3, "valid")])
+def test_inference_convolution_matches_numpy(length, dilation, padding, monkeypatch):
+    """A compiled ``@inference`` width-3 convolution from 256 channels against numpy, for
+    lengths that are not a multiple of the Winograd block, dilations and both
+    paddings; after the kernel is assigned anew the output follows it. On JAX this is
+    the Winograd path (checked), whose filters are derived from the kernel once per
+    weights."""
+    calls = []
+    if keras.backend.backend() == "jax":
+        from zoo.engine.backend import jax as engine_jax
+
+        winograd = engine_jax.winograd_conv1d
+        monkeypatch.setattr(engine_jax, "winograd_conv1d",
+                            lambda *args: calls.append(1) or winograd(*args))
+    model = WideConv(dilation, padding)
+    model.build()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, length, 256)).astype("float32")
+    kernel = ops.convert_to_numpy(model.conv.kernel).astype("float64")
+    want = _reference_conv(x.astype("float64"), kernel, 1, padding, dilation)
+    tolerance = 1e-5 * np.abs(want).max()
+    np.testing.assert_allclose(ops.convert_to_numpy(model.apply(x)), want, atol=tolerance)
+    model.conv.kernel.assign(-2 * kernel.astype("float32"))
+    np.testing.assert_allclose(ops.convert_to_numpy(model.apply(x)), -2 * want,
+                               atol=2 * tolerance)
+    if keras.backend.backend() == "jax":
+        assert calls, "the Winograd path was not taken"
+
+
 def _reference_conv_gradients(x, kernel, strides, padding, cotangent):
     """numpy: d sum(cotangent * conv(x)) / d(x, kernel) for an ungrouped, undilated 1-D
     convolution (the adjoint of :func:`_reference_conv`, output by output)."""

@@ -85,6 +85,11 @@ def weight_constant(owner, key, fn, weights):
     return constants.lookup(owner, key, fn, weights)
 
 
+def hoisting():
+    """Whether a function whose ``weight_constant``s are hoisted is being traced."""
+    return getattr(_hoisting, "active", None) is not None
+
+
 class WeightConstants:
     """The ``weight_constant``s one compiled function uses, hoisted out of it.
 
