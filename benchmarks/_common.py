@@ -175,9 +175,15 @@ def no_grad():
     return contextlib.nullcontext()
 
 
+#: untimed calls before a measurement: the steady state. JAX's ``@inference`` compiles a
+#: call shape's faster (Winograd) version on its third call (``zoo/engine/backend/jax.py``).
+WARM_UP_CALLS = 3
+
+
 def median_time(fn, runs, warmup=True):
-    """Median wall time of ``runs`` calls of ``fn`` (after one warm-up call)."""
-    if warmup:
+    """Median wall time of ``runs`` calls of ``fn`` (after :data:`WARM_UP_CALLS` warm-up
+    calls)."""
+    for _ in range(WARM_UP_CALLS if warmup else 0):
         fn()
     times = []
     for _ in range(runs):

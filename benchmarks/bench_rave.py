@@ -39,18 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks._common import (PeakMemory, block, compiled, median_time,  # noqa: E402
-                                no_grad, results_path, script_report, set_torch_threads)
+from benchmarks._common import (WARM_UP_CALLS, PeakMemory, block, compiled,  # noqa: E402
+                                median_time, no_grad, results_path, script_report,
+                                set_torch_threads)
 from benchmarks._records import record  # noqa: E402
 
 PUBLISHED_V1_SYNTHESIS = 985e3  # samples/s, laptop CPU (RAVE paper)
 REFERENCE_NAME = "RAVE v1, its own code (acids-rave, torch eager, no_grad), same run"
 
 
-def paired_times(ours, theirs, runs):
-    """Medians of ``ours()`` and ``theirs()`` timed alternately (after one warm-up call
-    of each), so both see the same machine state."""
-    ours(), theirs()
+def paired_times(ours, theirs, runs, warmup=WARM_UP_CALLS):
+    """Medians of ``ours()`` and ``theirs()`` timed alternately (after ``warmup``
+    untimed calls of each), so both see the same machine state."""
+    for _ in range(warmup):
+        ours(), theirs()
     a, b = [], []
     for _ in range(runs):
         for fn, times in ((ours, a), (theirs, b)):
@@ -123,7 +125,7 @@ def reference_training_records(name, model, recipe, batch, crop, runs):
     ref = RaveReference(["v1"], training=True)
     data = (0.1 * np.random.default_rng(1).standard_normal((batch, crop))).astype("float32")
     ours, theirs = paired_times(lambda: model.train_on_batch(data),
-                                lambda: ref.train_step(data, stage=1), runs)
+                                lambda: ref.train_step(data, stage=1), runs, warmup=1)
     return [record(f"{name}: training step, stage 1, vs RAVE's code", 1.0 / ours, "steps/s",
                    reference=1.0 / theirs,
                    reference_name="RAVE v1 training_step, its own code (torch eager), phase 1, "

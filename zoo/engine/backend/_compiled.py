@@ -85,9 +85,15 @@ def weight_constant(owner, key, fn, weights):
     return constants.lookup(owner, key, fn, weights)
 
 
-def hoisting():
-    """Whether a function whose ``weight_constant``s are hoisted is being traced."""
-    return getattr(_hoisting, "active", None) is not None
+def hoisted_constant(owner, key, fn, weights):
+    """``weight_constant`` for code with a fallback of its own: the hoisted value inside
+    a function whose constants are hoisted, else ``None`` (outside such a function, or
+    for a constant its recording trace did not ask for: one that depends on shapes
+    seen only later)."""
+    constants = getattr(_hoisting, "active", None)
+    if constants is None:
+        return None
+    return constants.lookup(owner, key, fn, weights, required=False)
 
 
 class WeightConstants:
@@ -105,11 +111,13 @@ class WeightConstants:
         self.specs = {}            # (id(owner), key) -> (owner, key, fn, weights)
         self._provided = None      # while providing: (id(owner), key) -> value
 
-    def lookup(self, owner, key, fn, weights):
+    def lookup(self, owner, key, fn, weights, required=True):
         name = (id(owner), key)
         if self._provided is None:  # recording
             self.specs.setdefault(name, (owner, key, fn, weights))
             return fn(*weights)
+        if not required and name not in self._provided:
+            return None
         return self._provided[name]
 
     @contextlib.contextmanager

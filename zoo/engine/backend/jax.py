@@ -7,8 +7,9 @@ It also replaces Keras' JAX ``conv`` (:func:`conv`) where XLA's CPU gradients ar
 pathologically slow: grouped convolutions run one convolution per group
 (:func:`conv_grouped_per_group`), and strided 1-D ones take their input gradient as
 a matrix product and a scatter (:func:`strided_conv1d`); and where XLA's forward does
-more multiplies than needed: at inference, width-3 stride-1 1-D convolutions over long
-inputs run as Winograd F(4, 3) (:func:`winograd_conv1d`, half the multiplies).
+more multiplies than needed: at inference, from a call shape's third call, width-3
+stride-1 1-D convolutions over long inputs run as Winograd F(4, 3)
+(:func:`winograd_conv1d`, half the multiplies; :func:`call_inference`'s second tier).
 
 ``fit()`` empties every variable on JAX, so everything runs on the state's values:
 gradients come from ``jax.value_and_grad`` over a pure function of the selected
@@ -25,7 +26,7 @@ import keras
 import numpy as np
 
 from zoo.engine.backend._compiled import (CompiledCall, WeightConstants, cached,  # noqa: F401
-                                          hoisting, step_loop, weight_constant)
+                                          hoisted_constant, step_loop, weight_constant)
 
 
 # ------------------------------------------------------------ compilation cache
@@ -151,9 +152,9 @@ def conv_grouped_per_group(inputs, kernel, strides=1, padding="valid", data_form
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """Keras' JAX ``conv`` with XLA's slow CPU gradients routed round: grouped
     convolutions per group (:func:`conv_grouped_per_group`), strided undilated 1-D
-    channels-last ones through :func:`strided_conv1d`; at hoisted inference, width-3
-    stride-1 1-D ones over long inputs through :func:`winograd_conv1d`; the rest
-    unchanged."""
+    channels-last ones through :func:`strided_conv1d`; in :func:`call_inference`'s
+    second tier, width-3 stride-1 1-D ones over long inputs through
+    :func:`winograd_conv1d`; the rest unchanged."""
     from keras.src.backend import standardize_data_format
     from keras.src.backend.jax.core import convert_to_tensor
 
@@ -173,15 +174,16 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
             return strided_conv1d(convert_to_tensor(inputs, kernel.dtype), kernel, stride, pads)
     if (inputs.ndim == 3 and channels_last and groups == 1 and stride == 1
             and kernel.shape[0] == 3 and np.size(strides) == 1 and np.size(dilation_rate) == 1
-            and isinstance(kernel, keras.Variable) and hoisting()):
+            and isinstance(kernel, keras.Variable)):
         pads = tuple(int(p) for p in jax.lax.padtype_to_pads(
             inputs.shape[1:2], (2 * dilation + 1,), (1,), padding.upper())[0])
         out = inputs.shape[1] + sum(pads) - 2 * dilation
         if (kernel.shape[-2] >= _WINOGRAD_MIN_CHANNELS
                 and inputs.shape[0] * out >= max(_WINOGRAD_MIN_FRAMES, kernel.shape[-2])):
-            filters = weight_constant(kernel, "winograd", winograd_filters, (kernel,))
-            return winograd_conv1d(convert_to_tensor(inputs, filters.dtype), filters, dilation,
-                                   pads)
+            filters = _winograd_filters_if_allowed(kernel)
+            if filters is not None:
+                return winograd_conv1d(convert_to_tensor(inputs, filters.dtype), filters,
+                                       dilation, pads)
     return _keras_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
 
 
@@ -264,6 +266,34 @@ _WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 
 # costs more than the multiplies saved)
 _WINOGRAD_MIN_CHANNELS = 256
 _WINOGRAD_MIN_FRAMES = 128
+# calls of one shape compiled as written before the Winograd version is (it compiles
+# slower: a one-off call would lose more to compilation than it gains)
+_WINOGRAD_AFTER_CALLS = 2
+
+
+# Whether the inference function being traced may run Winograd convolutions
+# (``.allowed``), and whether one of its convolutions could have (``.eligible``).
+_winograd = threading.local()
+
+
+@contextlib.contextmanager
+def _convolutions(winograd):
+    outer = getattr(_winograd, "allowed", False)
+    _winograd.allowed = winograd
+    try:
+        yield
+    finally:
+        _winograd.allowed = outer
+
+
+def _winograd_filters_if_allowed(kernel):
+    """The kernel's hoisted Winograd filters where the function being traced runs
+    Winograd convolutions (:func:`call_inference`'s second tier), else ``None``, noting
+    that this convolution could have."""
+    if not getattr(_winograd, "allowed", False):
+        _winograd.eligible = True
+        return None
+    return hoisted_constant(kernel, "winograd", winograd_filters, (kernel,))
 
 
 def _combine(matrix, terms):
@@ -290,21 +320,24 @@ def winograd_conv1d(x, filters, dilation, pads):
     to the block's four outputs.
 
     XLA's CPU convolution already runs at the core's matrix-product peak, so only fewer
-    multiplies make it faster. :func:`conv` uses it at hoisted inference only
-    (:func:`call_inference`), where the filters are a ``weight_constant`` computed once
-    per weights: transformed inside the compiled function, six chained convolutions of
-    RAVE v1's decoder (936 frames x 512 channels) took 45 ms against XLA's 41 (XLA
-    scheduled every transform first), 27 ms with the filters passed in. Measured on this
-    CPU (1 core, minimum of 15, batch 1, RAVE v1's decoder shapes 512 x 512 ... 16384 x
-    64 frames x channels, dilations 1, 3, 5): 0.59-0.78x XLA's time; the largest error
-    4e-6 of the output's peak (XLA's own float32 rounding is about 1e-6)."""
+    multiplies make it faster. :func:`conv` uses it in the second tier of
+    :func:`call_inference` only (a call shape's third call on), where the filters are
+    hoisted constants computed once per weights: transformed inside the compiled
+    function, six chained convolutions of RAVE v1's decoder (936 frames x 512 channels)
+    took 45 ms against XLA's 41 (XLA scheduled every transform first), 27 ms with the
+    filters passed in. Measured on this CPU (1 core, minimum of 15, batch 1): one
+    convolution at RAVE v1's decoder shapes (512 x 512 ... 16384 x 64 frames x
+    channels, dilations 1, 3, 5) 0.59-0.78x XLA's time; the whole 10 s decode 229 -> 184
+    ms; the largest error 4e-6 of the output's peak (XLA's own float32 rounding is
+    about 1e-6). It compiles slower: about 0.15 s per convolution (the tile transforms'
+    fusions), that decode's XLA compilation 0.85 -> 2.45 s."""
     d = dilation
     batch, length, channels = x.shape
     out = length + sum(pads) - 2 * d
     blocks = -(-out // (4 * d))
-    x = jnp.pad(x, ((0, 0), (pads[0], blocks * 4 * d + 5 * d - length - pads[0]), (0, 0)))
-    taps = [x[:, j * d:j * d + blocks * 4 * d].reshape(batch, blocks, 4 * d, channels)[:, :, :d]
-            for j in range(6)]
+    x = jnp.pad(x, ((0, 0), (pads[0], (blocks + 2) * 4 * d - length - pads[0]), (0, 0)))
+    x = x.reshape(batch, blocks + 2, 4, d, channels)   # [b, n, i, o] = x[4 d n + d i + o]
+    taps = [x[:, j // 4:j // 4 + blocks, j % 4] for j in range(6)]
     tiles = jnp.stack(_combine(_WINOGRAD_BT, taps))
     products = jnp.einsum("abnpc,aco->abnpo", tiles, filters)
     y = jnp.stack(_combine(_WINOGRAD_AT, list(products)), axis=2)
@@ -378,6 +411,13 @@ def call_inference(model, method, args, kwargs):
     Tensors derived from the weights alone (``weight_constant``: folded kernels) are
     hoisted out: computed by a jitted function of their own once per weights (JAX
     arrays are immutable, so "the same weights" is "the same arrays") and passed in.
+
+    Compiled in two tiers: a call compiles as written; from the
+    ``_WINOGRAD_AFTER_CALLS + 1``-th call with the same static arguments and array
+    shapes, if one of its convolutions could run as Winograd F(4, 3)
+    (:func:`winograd_conv1d`), a second version that does is compiled and used. It
+    runs faster (RAVE v1's 10 s decode 229 -> 184 ms) but compiles slower (that
+    decode's XLA compilation 0.85 -> 2.45 s), which only repeated calls repay.
     """
     if keras.src.backend.in_stateless_scope():
         return method(model, *args, **kwargs)
@@ -385,14 +425,14 @@ def call_inference(model, method, args, kwargs):
     if any(isinstance(a, jax.core.Tracer) for a in call.arrays):  # inside a trace
         return method(model, *args, **kwargs)
 
-    def build():
+    def build(winograd):
         variables, run = model.variables, call.runner()
 
         def scope(values):
             return keras.StatelessScope(state_mapping=list(zip(variables, values)))
 
         def recorded(values, arrays):
-            with scope(values):
+            with scope(values), _convolutions(winograd):
                 return run(model, arrays)
 
         values = [v.value for v in variables]
@@ -400,7 +440,7 @@ def call_inference(model, method, args, kwargs):
             lambda: jax.eval_shape(recorded, values, call.arrays))
 
         def pure(values, derived, arrays):
-            with scope(values), constants.providing(derived):
+            with scope(values), constants.providing(derived), _convolutions(winograd):
                 return run(model, arrays)
 
         def derive(values):
@@ -409,11 +449,21 @@ def call_inference(model, method, args, kwargs):
 
         return jax.jit(pure), variables, constants, jax.jit(derive)
 
+    shapes = tuple((a.shape, str(a.dtype)) for a in call.arrays)
+    seen = model.__dict__.setdefault("_inference_calls", {}).setdefault(
+        (call.key, shapes), [0, None])       # [calls, whether Winograd could serve them]
+    seen[0] += 1
+    winograd = bool(seen[1]) and seen[0] > _WINOGRAD_AFTER_CALLS
+    _winograd.eligible = False
     # the variables the function was traced with, listed once (walking the layer tree
     # for ``model.variables`` cost ~0.9 ms of a 2048-sample RAVE block's ~2.8 ms)
-    compiled, variables, constants, derive = cached(model, call.key, build)
+    compiled, variables, constants, derive = cached(
+        model, (call.key, "winograd") if winograd else call.key, lambda: build(winograd))
     values = [v.value for v in variables]
-    return compiled(values, _derived(model, constants, derive, values), call.arrays)
+    out = compiled(values, _derived(model, constants, derive, values), call.arrays)
+    if seen[1] is None:   # the first call with these shapes traced them
+        seen[1] = _winograd.eligible
+    return out
 
 
 def _derived(model, constants, derive, values):
