@@ -72,6 +72,18 @@ def step_loop(lower, upper, body, init, compile_steps=False):
     return keras.ops.fori_loop(lower, upper, body, init)
 
 
+@contextlib.contextmanager
+def thread_setting(local, name, value):
+    """``local.<name> = value`` (a ``threading.local``) for the block; the outer value
+    (``None`` if unset) is restored after it."""
+    outer = getattr(local, name, None)
+    setattr(local, name, value)
+    try:
+        yield
+    finally:
+        setattr(local, name, outer)
+
+
 _hoisting = threading.local()  # .active: the WeightConstants of the function being traced
 
 
@@ -120,14 +132,8 @@ class WeightConstants:
             return None
         return self._provided[name]
 
-    @contextlib.contextmanager
     def _active(self):
-        outer = getattr(_hoisting, "active", None)
-        _hoisting.active = self
-        try:
-            yield
-        finally:
-            _hoisting.active = outer
+        return thread_setting(_hoisting, "active", self)
 
     def record(self, trace):
         """Run ``trace()`` (an abstract evaluation of the function) and keep the

@@ -26,7 +26,8 @@ import keras
 import numpy as np
 
 from zoo.engine.backend._compiled import (CompiledCall, WeightConstants, cached,  # noqa: F401
-                                          hoisted_constant, step_loop, weight_constant)
+                                          hoisted_constant, step_loop, thread_setting,
+                                          weight_constant)
 
 
 # ------------------------------------------------------------ compilation cache
@@ -276,14 +277,8 @@ _WINOGRAD_AFTER_CALLS = 2
 _winograd = threading.local()
 
 
-@contextlib.contextmanager
 def _convolutions(winograd):
-    outer = getattr(_winograd, "allowed", False)
-    _winograd.allowed = winograd
-    try:
-        yield
-    finally:
-        _winograd.allowed = outer
+    return thread_setting(_winograd, "allowed", winograd)
 
 
 def _winograd_filters_if_allowed(kernel):
