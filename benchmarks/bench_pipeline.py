@@ -98,7 +98,8 @@ def run(quick=False, batch_size=16, crop_length=16384, sample_rate=16000, steps=
             for _ in range(steps):
                 next(iterator)
 
-        return bs * steps / median_time(consume, runs)
+        consume()  # one warm-up run (a loader has no compiled tiers to warm up)
+        return bs * steps / median_time(consume, runs, warmup=False)
 
     ref = crops_per_s(librosa_batches)
     settings = {"dataset": "builtin:timbre", "batch_size": bs, "crop_length": crop,
