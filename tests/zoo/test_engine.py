@@ -200,7 +200,7 @@ def test_conv1d_matches_numpy_with_and_without_gradients(strides, padding, dilat
 
 class WideConv(ZooModel):
     """An ``@inference`` width-3 convolution from 256 channels (as RAVE v1's decoder
-    residual units), where JAX's hoisted inference runs Winograd F(4, 3)."""
+    residual units), which JAX runs as Winograd F(4, 3) from a shape's third call."""
 
     def __init__(self, dilation=1, padding="same", **kwargs):
         super().__init__(**kwargs)
